@@ -1,0 +1,3 @@
+from mornet.cli import app
+
+app(prog_name="mornet")

@@ -1,0 +1,100 @@
+"""The one ASGI app: every context's REST routes under /api, one GraphQL schema, the pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from strawberry.fastapi import GraphQLRouter
+from strawberry.tools import merge_types
+
+from mornet import __version__
+from mornet.config import Settings
+from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.errors import install_error_handlers
+from mornet.graphql import GraphQLContext, Schema, UnitOfWork
+from mornet.households import endpoints as households_api
+from mornet.households import graphql as households_graphql
+from mornet.households import pages as households_pages
+from mornet.identity import endpoints as identity_api
+from mornet.identity import graphql as identity_graphql
+from mornet.identity import pages as identity_pages
+from mornet.runtime import Runtime
+from mornet.tariffs import endpoints as tariffs_api
+from mornet.tariffs import graphql as tariffs_graphql
+from mornet.tariffs import pages as tariffs_pages
+from mornet.web import pages as web_pages
+
+
+def build_graphql_schema() -> Schema:
+    query = merge_types(
+        "Query",
+        (
+            identity_graphql.IdentityQuery,
+            households_graphql.HouseholdsQuery,
+            tariffs_graphql.TariffsQuery,
+        ),
+    )
+    mutation = merge_types(
+        "Mutation",
+        (
+            identity_graphql.IdentityMutation,
+            households_graphql.HouseholdsMutation,
+            tariffs_graphql.TariffsMutation,
+        ),
+    )
+    return Schema(query=query, mutation=mutation, extensions=[UnitOfWork])
+
+
+async def graphql_context(session: SessionDep, runtime: RuntimeDep) -> GraphQLContext:
+    return GraphQLContext(session=session, runtime=runtime)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runtime.close()
+
+    app = FastAPI(
+        title="MorNet API",
+        version=__version__,
+        description="Household utility telemetry, tariffs and settlement. "
+        "Authenticate with `POST /api/auth/login`, then send `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app, render_page=web_pages.render_error_page)
+    web_pages.install_page_handlers(app)
+
+    api = APIRouter(prefix="/api")
+    for router in (identity_api.router, households_api.router, tariffs_api.router):
+        api.include_router(router)
+    app.include_router(api)
+
+    app.include_router(
+        GraphQLRouter(
+            build_graphql_schema(), context_getter=graphql_context, allow_queries_via_get=False
+        ),
+        prefix="/graphql",
+        include_in_schema=False,
+    )
+
+    for pages in (
+        web_pages.router,
+        identity_pages.router,
+        households_pages.router,
+        tariffs_pages.router,
+    ):
+        app.include_router(pages)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def create_app_from_settings(settings: Settings) -> FastAPI:
+    return create_app(Runtime.from_settings(settings))

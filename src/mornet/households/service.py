@@ -1,0 +1,221 @@
+"""Household rules: ownership, regions, and edge agent provisioning."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.access import Actor, may_access
+from mornet.db import utcnow
+from mornet.errors import NotFound, ValidationFailed
+from mornet.households import repository
+from mornet.households.models import EdgeAgent, Household, HouseholdStatus
+from mornet.identity import service as identity
+from mornet.tariffs import service as tariffs
+
+
+class HouseholdNotFound(NotFound):
+    code = "household_not_found"
+
+    def __init__(self) -> None:
+        # The same answer whether it does not exist or belongs to someone else.
+        super().__init__("no such household")
+
+
+@dataclass(frozen=True)
+class HouseholdDetail:
+    household: Household
+    agents: Sequence[EdgeAgent]
+
+
+@dataclass(frozen=True)
+class ProvisionedAgent:
+    agent: EdgeAgent
+    secret: str
+    """The only time the plain secret exists on the platform side."""
+    mqtt_url: str
+
+    @property
+    def topic(self) -> str:
+        return telemetry_topic(self.agent.household_id)
+
+    def config_toml(self) -> str:
+        return agent_config_toml(
+            household_id=self.agent.household_id,
+            agent_id=self.agent.id,
+            secret=self.secret,
+            mqtt_url=self.mqtt_url,
+        )
+
+
+@dataclass(frozen=True)
+class AdminHouseholdRow:
+    household: Household
+    owner_email: str
+    agent_count: int
+
+
+def telemetry_topic(household_id: uuid.UUID) -> str:
+    return f"mornet/{household_id}/telemetry"
+
+
+def hash_agent_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def agent_config_toml(
+    *, household_id: uuid.UUID, agent_id: uuid.UUID, secret: str, mqtt_url: str
+) -> str:
+    """A ready `agent.toml` for `mornet agent run`; the household adds its devices."""
+    return f"""# MorNet edge agent configuration. Keep it private: it holds the agent's secret.
+household_id = "{household_id}"
+agent_id = "{agent_id}"
+agent_secret = "{secret}"
+mqtt_url = "{mqtt_url}"
+interval_s = 60
+buffer_path = "mornet-agent-buffer.db"
+
+# One [[devices]] block per plug or meter, for example:
+# [[devices]]
+# id = "kitchen-plug"
+# kind = "tapo_p110"
+# host = "192.168.1.50"
+# username = "your-tapo-account@example.com"
+# password = "your-tapo-password"
+"""
+
+
+async def _ensure_region(session: AsyncSession, region_code: str) -> str:
+    try:
+        return (await tariffs.get_region(session, region_code)).code
+    except tariffs.UnknownRegion as exc:
+        raise ValidationFailed(
+            f"unknown region {region_code!r}: use an ISO 3166-2 code such as RU-MOW",
+            code="unknown_region",
+        ) from exc
+
+
+async def create_household(
+    session: AsyncSession, *, owner: Actor, name: str, address: str, region_code: str
+) -> Household:
+    household = Household(
+        owner_id=owner.id,
+        name=name,
+        address=address,
+        region_code=await _ensure_region(session, region_code),
+        status=HouseholdStatus.ACTIVE,
+        created_at=utcnow(),
+    )
+    session.add(household)
+    await session.flush()
+    return household
+
+
+async def get_household(
+    session: AsyncSession, *, actor: Actor, household_id: uuid.UUID
+) -> Household:
+    """The household if the actor may see it; otherwise the same 404 as a missing one."""
+    household = await repository.get(session, household_id)
+    if household is None or not may_access(actor, household.owner_id):
+        raise HouseholdNotFound()
+    return household
+
+
+async def household_detail(
+    session: AsyncSession, *, actor: Actor, household_id: uuid.UUID
+) -> HouseholdDetail:
+    household = await get_household(session, actor=actor, household_id=household_id)
+    return HouseholdDetail(household, await repository.agents_of(session, [household.id]))
+
+
+async def list_own_households(session: AsyncSession, *, owner: Actor) -> list[HouseholdDetail]:
+    households = await repository.list_for_owner(session, owner.id)
+    agents = await repository.agents_of(session, [h.id for h in households])
+    return [HouseholdDetail(h, [a for a in agents if a.household_id == h.id]) for h in households]
+
+
+async def update_household(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    name: str | None = None,
+    address: str | None = None,
+    region_code: str | None = None,
+) -> HouseholdDetail:
+    household = await get_household(session, actor=actor, household_id=household_id)
+    if name is not None:
+        household.name = name
+    if address is not None:
+        household.address = address
+    if region_code is not None:
+        household.region_code = await _ensure_region(session, region_code)
+    await session.flush()
+    return HouseholdDetail(household, await repository.agents_of(session, [household.id]))
+
+
+async def register_agent(
+    session: AsyncSession, *, actor: Actor, household_id: uuid.UUID, name: str, mqtt_url: str
+) -> ProvisionedAgent:
+    household = await get_household(session, actor=actor, household_id=household_id)
+    secret = secrets.token_urlsafe(32)
+    agent = EdgeAgent(
+        household_id=household.id,
+        name=name,
+        secret_hash=hash_agent_secret(secret),
+        created_at=utcnow(),
+    )
+    session.add(agent)
+    await session.flush()
+    return ProvisionedAgent(agent=agent, secret=secret, mqtt_url=mqtt_url)
+
+
+async def revoke_agent(
+    session: AsyncSession, *, actor: Actor, household_id: uuid.UUID, agent_id: uuid.UUID
+) -> EdgeAgent:
+    household = await get_household(session, actor=actor, household_id=household_id)
+    agent = await repository.get_agent(session, agent_id)
+    if agent is None or agent.household_id != household.id:
+        raise NotFound("no such agent in this household", code="agent_not_found")
+    if agent.revoked_at is None:
+        agent.revoked_at = utcnow()
+        await session.flush()
+    return agent
+
+
+async def authenticate_agent(
+    session: AsyncSession, *, agent_id: uuid.UUID, secret: str
+) -> EdgeAgent | None:
+    """The active agent these credentials belong to, or None (for the MQTT side)."""
+    agent = await repository.get_agent(session, agent_id)
+    if agent is None or not agent.is_active:
+        return None
+    if not hmac.compare_digest(agent.secret_hash, hash_agent_secret(secret)):
+        return None
+    return agent
+
+
+async def list_all_households(
+    session: AsyncSession, *, offset: int = 0, limit: int = 50
+) -> tuple[list[AdminHouseholdRow], int]:
+    """Every household with its owner and active agent count (admin console)."""
+    rows, total = await repository.list_page_with_agent_counts(session, offset=offset, limit=limit)
+    owners = await identity.users_by_id(session, (h.owner_id for h, _ in rows))
+    return [
+        AdminHouseholdRow(
+            household=h,
+            owner_email=owners[h.owner_id].email if h.owner_id in owners else "?",
+            agent_count=count,
+        )
+        for h, count in rows
+    ], total
+
+
+async def count_households(session: AsyncSession) -> int:
+    return await repository.count(session)

@@ -1,0 +1,1 @@
+"""Identity: users, passwords, access tokens, roles and blocking."""

@@ -1,0 +1,89 @@
+"""REST routes of the identity context."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+
+from mornet.dependencies import AdminUser, CurrentUser, RuntimeDep, SessionDep
+from mornet.identity import service
+from mornet.identity.models import User
+from mornet.identity.schemas import (
+    LoginRequest,
+    ProfileUpdate,
+    RegisterRequest,
+    TokenResponse,
+    UserOut,
+)
+
+router = APIRouter(tags=["identity"])
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    total: int
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut.model_validate(user)
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
+    user = await service.register(
+        session, email=body.email, password=body.password, full_name=body.full_name
+    )
+    return _user_out(user)
+
+
+@router.post("/auth/login")
+async def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep) -> TokenResponse:
+    user = await service.authenticate(session, email=body.email, password=body.password)
+    return TokenResponse(
+        access_token=service.issue_access_token(user, runtime.tokens),
+        expires_in=int(runtime.tokens.ttl.total_seconds()),
+    )
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserOut:
+    return _user_out(user)
+
+
+@router.patch("/me")
+async def update_me(body: ProfileUpdate, user: CurrentUser, session: SessionDep) -> UserOut:
+    updated = await service.update_profile(
+        session,
+        user,
+        full_name=body.full_name,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return _user_out(updated)
+
+
+@router.get("/admin/users")
+async def list_users(
+    _: AdminUser,
+    session: SessionDep,
+    search: Annotated[str | None, Query(max_length=100)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> UserPage:
+    users, total = await service.list_users(session, search=search, offset=offset, limit=limit)
+    return UserPage(items=[_user_out(u) for u in users], total=total)
+
+
+@router.post("/admin/users/{user_id}/block")
+async def block_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
+    return _user_out(await service.set_blocked(session, actor=admin, user_id=user_id, blocked=True))
+
+
+@router.post("/admin/users/{user_id}/unblock")
+async def unblock_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
+    return _user_out(
+        await service.set_blocked(session, actor=admin, user_id=user_id, blocked=False)
+    )

@@ -1,0 +1,199 @@
+"""Pages of the identity context: register, log in/out, profile, and the admin user list."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.errors import MornetError
+from mornet.identity import service
+from mornet.identity.schemas import ProfileUpdate, RegisterRequest
+from mornet.web.pages import (
+    CsrfChecked,
+    OptionalPageUser,
+    PageAdmin,
+    PageUser,
+    end_session,
+    is_htmx,
+    redirect,
+    render,
+    safe_next,
+    start_session,
+)
+
+router = APIRouter(include_in_schema=False, dependencies=[])
+
+
+def form_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']).replace('_', ' ')}: {err['msg']}"
+        for err in exc.errors()
+    )
+
+
+@router.get("/register")
+async def register_form(request: Request, user: OptionalPageUser) -> Response:
+    if user is not None:
+        return redirect("/households")
+    return render(request, "identity/register.html", {"form": {}})
+
+
+@router.post("/register", dependencies=[CsrfChecked])
+async def register(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    full_name: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"email": email, "full_name": full_name}
+    try:
+        body = RegisterRequest(email=email, password=password, full_name=full_name)
+        user = await service.register(
+            session, email=body.email, password=body.password, full_name=body.full_name
+        )
+    except ValidationError as exc:
+        return render(
+            request,
+            "identity/register.html",
+            {"form": form, "error": form_errors(exc)},
+            status_code=422,
+        )
+    except MornetError as exc:
+        return render(
+            request,
+            "identity/register.html",
+            {"form": form, "error": exc.message},
+            status_code=exc.status,
+        )
+    response = redirect("/households")
+    start_session(response, request, service.issue_access_token(user, runtime.tokens))
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, user: OptionalPageUser, next: str | None = None) -> Response:
+    if user is not None:
+        return redirect(safe_next(next))
+    return render(request, "identity/login.html", {"form": {}, "next": next or ""})
+
+
+@router.post("/login", dependencies=[CsrfChecked])
+async def login(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        user = await service.authenticate(session, email=email, password=password)
+    except MornetError as exc:
+        response = render(
+            request,
+            "identity/login.html",
+            {"form": {"email": email}, "next": next, "error": exc.message},
+            status_code=exc.status,
+        )
+        end_session(response)
+        return response
+    signed_in = redirect(safe_next(next))
+    start_session(signed_in, request, service.issue_access_token(user, runtime.tokens))
+    return signed_in
+
+
+@router.post("/logout", dependencies=[CsrfChecked])
+async def logout() -> Response:
+    response = redirect("/login")
+    end_session(response)
+    return response
+
+
+@router.get("/profile")
+async def profile(request: Request, user: PageUser) -> Response:
+    return render(request, "identity/profile.html", {}, user=user)
+
+
+@router.post("/profile", dependencies=[CsrfChecked])
+async def update_profile(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    full_name: Annotated[str, Form()] = "",
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        body = ProfileUpdate(
+            full_name=full_name or None,
+            current_password=current_password or None,
+            new_password=new_password or None,
+        )
+        await service.update_profile(
+            session,
+            user,
+            full_name=body.full_name,
+            current_password=body.current_password,
+            new_password=body.new_password,
+        )
+    except ValidationError as exc:
+        return render(
+            request,
+            "identity/profile.html",
+            {"error": form_errors(exc)},
+            user=user,
+            status_code=422,
+        )
+    except MornetError as exc:
+        return render(
+            request,
+            "identity/profile.html",
+            {"error": exc.message},
+            user=user,
+            status_code=exc.status,
+        )
+    response = render(request, "identity/profile.html", {"saved": True}, user=user)
+    if body.new_password:
+        # The password change revoked the old token; keep this browser signed in.
+        start_session(response, request, service.issue_access_token(user, runtime.tokens))
+    return response
+
+
+@router.get("/admin")
+async def admin_home(_: PageAdmin) -> Response:
+    return redirect("/admin/users")
+
+
+@router.get("/admin/users")
+async def admin_users(
+    request: Request, admin: PageAdmin, session: SessionDep, search: str | None = None
+) -> Response:
+    users, total = await service.list_users(session, search=search, limit=200)
+    return render(
+        request,
+        "identity/admin_users.html",
+        {"users": users, "total": total, "search": search or ""},
+        user=admin,
+    )
+
+
+@router.post("/admin/users/{user_id}/{action}", dependencies=[CsrfChecked])
+async def admin_set_blocked(
+    request: Request, user_id: uuid.UUID, action: str, admin: PageAdmin, session: SessionDep
+) -> Response:
+    if action not in ("block", "unblock"):
+        raise MornetError("unknown action", code="not_found", status=404)
+    target = await service.set_blocked(
+        session, actor=admin, user_id=user_id, blocked=action == "block"
+    )
+    if is_htmx(request):
+        return render(request, "identity/_user_row.html", {"u": target}, user=admin)
+    return redirect("/admin/users")

@@ -1,0 +1,44 @@
+"""Every SQL query of the identity context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.identity.models import User
+
+
+async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def get_many(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> Sequence[User]:
+    ids = list(set(user_ids))
+    if not ids:
+        return []
+    return (await session.scalars(select(User).where(User.id.in_(ids)))).all()
+
+
+async def list_page(
+    session: AsyncSession, *, search: str | None, offset: int, limit: int
+) -> tuple[Sequence[User], int]:
+    query = select(User)
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(or_(User.email.like(pattern), func.lower(User.full_name).like(pattern)))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(User.created_at.desc(), User.id).offset(offset).limit(limit)
+    )
+    return rows.all(), int(total or 0)
+
+
+async def count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)

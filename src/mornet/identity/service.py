@@ -1,0 +1,183 @@
+"""Identity rules: registration, login, tokens, profile, blocking."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.db import utcnow
+from mornet.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from mornet.identity import repository
+from mornet.identity.models import Role, User, UserStatus
+from mornet.identity.security import (
+    decode_access_token,
+    encode_access_token,
+    hash_password,
+    verify_password,
+)
+
+
+class UserBlocked(Forbidden):
+    code = "user_blocked"
+
+    def __init__(self) -> None:
+        super().__init__("this account is blocked; contact the operator")
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+
+    def __init__(self) -> None:
+        super().__init__("an account with this email already exists")
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    secret: str
+    ttl: timedelta
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    role: Role = Role.USER,
+) -> User:
+    email = normalise_email(email)
+    if await repository.get_by_email(session, email) is not None:
+        raise EmailTaken()
+    user = User(
+        email=email,
+        password_hash=hash_password(password),
+        full_name=full_name.strip(),
+        role=role,
+        status=UserStatus.ACTIVE,
+        token_version=0,
+        created_at=utcnow(),
+    )
+    session.add(user)
+    try:
+        # Flushed inside a savepoint so a concurrent registration of the same email becomes
+        # a clean 409 instead of poisoning the caller's transaction.
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+    return user
+
+
+async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
+    """The user whose credentials these are; a blocked user is refused after the check."""
+    user = await repository.get_by_email(session, normalise_email(email))
+    if not verify_password(user.password_hash if user else None, password) or user is None:
+        raise Unauthorized("wrong email or password", code="invalid_credentials")
+    if user.is_blocked:
+        raise UserBlocked()
+    return user
+
+
+def issue_access_token(user: User, tokens: TokenSettings) -> str:
+    return encode_access_token(
+        user_id=user.id, token_version=user.token_version, secret=tokens.secret, ttl=tokens.ttl
+    )
+
+
+async def user_for_token(session: AsyncSession, token: str, tokens: TokenSettings) -> User:
+    """The active user a token speaks for. Checked against the database on every call, so a
+    block or a password change takes effect at once for tokens already issued."""
+    claims = decode_access_token(token, secret=tokens.secret)
+    if claims is None:
+        raise Unauthorized("the access token is invalid or expired", code="invalid_token")
+    user = await repository.get(session, claims.user_id)
+    if user is None or user.token_version != claims.token_version:
+        raise Unauthorized("the access token is no longer valid", code="invalid_token")
+    if user.is_blocked:
+        raise UserBlocked()
+    return user
+
+
+async def update_profile(
+    session: AsyncSession,
+    user: User,
+    *,
+    full_name: str | None = None,
+    current_password: str | None = None,
+    new_password: str | None = None,
+) -> User:
+    if full_name is not None:
+        user.full_name = full_name.strip()
+    if new_password is not None:
+        if not current_password or not verify_password(user.password_hash, current_password):
+            raise ValidationFailed("the current password is wrong", code="wrong_password")
+        user.password_hash = hash_password(new_password)
+        user.token_version += 1
+    await session.flush()
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await repository.get(session, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+async def users_by_id(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    return {user.id: user for user in await repository.get_many(session, user_ids)}
+
+
+async def list_users(
+    session: AsyncSession, *, search: str | None = None, offset: int = 0, limit: int = 50
+) -> tuple[Sequence[User], int]:
+    return await repository.list_page(session, search=search, offset=offset, limit=limit)
+
+
+async def count_users(session: AsyncSession) -> int:
+    return await repository.count(session)
+
+
+async def set_blocked(
+    session: AsyncSession, *, actor: User, user_id: uuid.UUID, blocked: bool
+) -> User:
+    """Block or unblock a user. An admin cannot block themself (it would lock the console)."""
+    user = await get_user(session, user_id)
+    if blocked and user.id == actor.id:
+        raise Conflict("you cannot block your own account", code="cannot_block_self")
+    if blocked and not user.is_blocked:
+        user.status = UserStatus.BLOCKED
+        user.blocked_at = utcnow()
+    elif not blocked and user.is_blocked:
+        user.status = UserStatus.ACTIVE
+        user.blocked_at = None
+    await session.flush()
+    return user
+
+
+async def ensure_admin(session: AsyncSession, *, email: str, password: str, full_name: str) -> User:
+    """Create an admin, or make an existing account with this email an active admin with
+    this password (the operator's recovery path)."""
+    existing = await repository.get_by_email(session, normalise_email(email))
+    if existing is None:
+        return await register(
+            session, email=email, password=password, full_name=full_name, role=Role.ADMIN
+        )
+    existing.role = Role.ADMIN
+    existing.status = UserStatus.ACTIVE
+    existing.blocked_at = None
+    existing.password_hash = hash_password(password)
+    existing.token_version += 1
+    await session.flush()
+    return existing

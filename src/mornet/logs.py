@@ -1,0 +1,26 @@
+"""Structured logs: key=value lines on a terminal, JSON when `MORNET_LOG_JSON=1`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import structlog
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if os.environ.get("MORNET_LOG_JSON") == "1"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

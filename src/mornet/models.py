@@ -1,0 +1,9 @@
+"""Every context's tables, imported in one place so migrations see the whole schema."""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    from mornet.households import models as households  # noqa: F401
+    from mornet.identity import models as identity  # noqa: F401
+    from mornet.tariffs import models as tariffs  # noqa: F401

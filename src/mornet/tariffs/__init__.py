@@ -1,0 +1,1 @@
+"""Tariffs (the oracle): regions and effective-dated prices per resource."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages: the shared layout, session cookie, CSRF and error pages."""

@@ -1,0 +1,222 @@
+"""Page plumbing shared by every context's `pages.py`: templates, the cookie session, CSRF.
+
+The pages authenticate with an HttpOnly, SameSite=Lax cookie that holds the same signed
+access token the API takes as a bearer token, so blocking a user ends their page session at
+once. Every state-changing form carries a CSRF token that must match the `mornet_csrf`
+cookie (double submit); the API itself takes bearer tokens only and so needs none.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.errors import MornetError, Unauthorized
+from mornet.identity import service as identity
+from mornet.identity.models import User
+
+WEB_DIR = Path(__file__).parent
+SESSION_COOKIE = "mornet_session"
+CSRF_COOKIE = "mornet_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+templates = Jinja2Templates(directory=WEB_DIR / "templates")
+
+
+def _local_time(value: datetime | None, zone: str = "UTC") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+templates.env.filters["local_time"] = _local_time
+
+
+class LoginRequired(Exception):
+    """No valid session: the page redirects to the login form."""
+
+
+class PageForbidden(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def csrf_token(request: Request) -> str:
+    token = getattr(request.state, "csrf_token", None) or request.cookies.get(CSRF_COOKIE)
+    if not token:
+        token = secrets.token_urlsafe(32)
+    request.state.csrf_token = token
+    return token
+
+
+async def verify_csrf(request: Request) -> None:
+    form = await request.form()
+    sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+    expected = request.cookies.get(CSRF_COOKIE) or ""
+    if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+        raise PageForbidden(
+            "The form expired or came from another site. Reload the page and try again."
+        )
+
+
+CsrfChecked = Depends(verify_csrf)
+
+
+def _set_csrf_cookie(request: Request, response: Response) -> None:
+    token = getattr(request.state, "csrf_token", None)
+    if token and request.cookies.get(CSRF_COOKIE) != token:
+        runtime = request.app.state.runtime
+        response.set_cookie(
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=runtime.settings.cookie_secure,
+            path="/",
+        )
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    user: User | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    token = csrf_token(request)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"user": user, "csrf_token": token, **(context or {})},
+        status_code=status_code,
+    )
+    _set_csrf_cookie(request, response)
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def start_session(response: Response, request: Request, access_token: str) -> None:
+    runtime = request.app.state.runtime
+    response.set_cookie(
+        SESSION_COOKIE,
+        access_token,
+        max_age=int(runtime.tokens.ttl.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.cookie_secure,
+        path="/",
+    )
+
+
+def end_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+async def optional_page_user(
+    request: Request, session: SessionDep, runtime: RuntimeDep
+) -> User | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await identity.user_for_token(session, token, runtime.tokens)
+    except identity.UserBlocked:
+        raise
+    except Unauthorized:
+        return None
+
+
+OptionalPageUser = Annotated[User | None, Depends(optional_page_user)]
+
+
+async def page_user(user: OptionalPageUser) -> User:
+    if user is None:
+        raise LoginRequired()
+    return user
+
+
+PageUser = Annotated[User, Depends(page_user)]
+
+
+async def page_admin(user: PageUser) -> User:
+    if not user.is_admin:
+        raise PageForbidden("This page is for operators (admin role).")
+    return user
+
+
+PageAdmin = Annotated[User, Depends(page_admin)]
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: `next` must never send a user to another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/households"
+
+
+def render_error_page(request: Request, error: MornetError) -> Response:
+    """HTML rendering of a domain error raised on a page (the API renders JSON)."""
+    if isinstance(error, identity.UserBlocked):
+        response = render(
+            request,
+            "error.html",
+            {"title": "Account blocked", "message": error.message},
+            status_code=403,
+        )
+        end_session(response)
+        return response
+    return render(
+        request,
+        "error.html",
+        {"title": "Something is wrong", "message": error.message},
+        status_code=error.status,
+    )
+
+
+def install_page_handlers(app: FastAPI) -> None:
+    async def on_login_required(request: Request, _: Exception) -> Response:
+        target = "/login?next=" + quote(request.url.path)
+        if is_htmx(request):
+            return Response(status_code=401, headers={"HX-Redirect": target})
+        return redirect(target)
+
+    async def on_forbidden(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageForbidden)
+        return render(
+            request, "error.html", {"title": "Not allowed", "message": exc.message}, status_code=403
+        )
+
+    app.add_exception_handler(LoginRequired, on_login_required)
+    app.add_exception_handler(PageForbidden, on_forbidden)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def home(request: Request, user: OptionalPageUser) -> Response:
+    if user is not None:
+        return redirect("/households")
+    return render(request, "home.html")

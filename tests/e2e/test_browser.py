@@ -1,0 +1,161 @@
+"""A person's path through the platform, in Debian's Chromium driven by Playwright against a
+real `mornet up` process on embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("MORNET_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+# Without these, Chromium spends its start-up reaching for Google's services.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN_EMAIL = "operator@example.com"
+ADMIN_PASSWORD = "operator-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("platform")
+    env = {**os.environ, "MORNET_DATA_DIR": str(data_dir)}
+    env.pop("MORNET_DATABASE_URL", None)
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mornet",
+            "admin",
+            "create",
+            "--email",
+            ADMIN_EMAIL,
+            "--password",
+            ADMIN_PASSWORD,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    port = _free_port()
+    log = (data_dir / "up.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mornet", "up", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mornet up did not start:\n" + Path(log.name).read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()
+
+
+def _log_in(page: Page, base: str, email: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_register_create_household_then_get_blocked(
+    platform: str, browser: Browser, tmp_path: Path
+) -> None:
+    household_context = browser.new_context()
+    user = household_context.new_page()
+    user.goto(f"{platform}/register")
+    user.get_by_label("Full name").fill("Svetlana Orlova")
+    user.get_by_label("Email").fill("svetlana@example.com")
+    user.get_by_label("Password").fill("svetlana-pass")
+    user.get_by_role("button", name="Register").click()
+    expect(user.get_by_role("heading", name="Your households")).to_be_visible()
+
+    # Log out and back in, as the issue's path asks.
+    user.get_by_role("button", name="Log out").click()
+    expect(user.get_by_role("heading", name="Log in")).to_be_visible()
+    _log_in(user, platform, "svetlana@example.com", "svetlana-pass")
+    expect(user.get_by_role("heading", name="Your households")).to_be_visible()
+
+    user.get_by_label("Name").fill("Flat on Nevsky")
+    user.get_by_label("Address").fill("Nevsky prospekt 10, apt 5")
+    user.get_by_label("Region").select_option("RU-SPE")
+    user.get_by_role("button", name="Add household").click()
+    expect(user.get_by_role("heading", name="Flat on Nevsky")).to_be_visible()
+    user.get_by_role("button", name="Register an agent").click()
+    expect(user.locator("#agent-config")).to_contain_text("agent_secret")
+    user.goto(f"{platform}/households")
+    expect(user.locator(".household-link")).to_have_text(["Flat on Nevsky"])
+    user.screenshot(path=str(tmp_path / "households.png"), full_page=True)
+
+    admin_context = browser.new_context()
+    admin = admin_context.new_page()
+    _log_in(admin, platform, ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin.goto(f"{platform}/admin/users")
+    row = admin.locator("tr[data-email='svetlana@example.com']")
+    expect(row).to_contain_text("active")
+    row.get_by_role("button", name="Block").click()
+    expect(admin.locator("tr[data-email='svetlana@example.com']")).to_contain_text("blocked")
+    admin.goto(f"{platform}/admin/households")
+    expect(admin.get_by_text("Flat on Nevsky")).to_be_visible()
+
+    response = user.goto(f"{platform}/households")
+    assert response is not None
+    assert response.status == 403
+    expect(user.get_by_role("heading", name="Account blocked")).to_be_visible()
+    _log_in(user, platform, "svetlana@example.com", "svetlana-pass")
+    expect(user.get_by_role("alert")).to_contain_text("blocked")
+    expect(user.get_by_role("heading", name="Log in")).to_be_visible()
+
+    household_context.close()
+    admin_context.close()

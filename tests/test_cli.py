@@ -1,0 +1,70 @@
+"""The operator's commands, run as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mornet.api import create_app
+from mornet.config import Settings
+from mornet.runtime import Runtime
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mornet", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_admin_create_makes_a_working_admin(database_url: str, tmp_path: Path) -> None:
+    env = {"MORNET_DATA_DIR": str(tmp_path / "data"), "MORNET_DATABASE_URL": database_url}
+    result = run_cli(
+        "admin", "create", "--email", "Ops@Example.com", "--password", "operator-pass", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "admin ops@example.com ready" in result.stderr
+
+    runtime = Runtime.from_settings(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            login = await client.post(
+                "/api/auth/login", json={"email": "ops@example.com", "password": "operator-pass"}
+            )
+            assert login.status_code == 200
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            assert (await client.get("/api/admin/users", headers=headers)).status_code == 200
+    finally:
+        await runtime.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_admin_create_refuses_a_short_password(database_url: str, tmp_path: Path) -> None:
+    env = {"MORNET_DATA_DIR": str(tmp_path / "data"), "MORNET_DATABASE_URL": database_url}
+    result = run_cli(
+        "admin", "create", "--email", "ops@example.com", "--password", "short", env=env
+    )
+    assert result.returncode == 2
+    assert "password" in result.stderr
+
+
+def test_up_refuses_to_start_in_production_with_a_placeholder_secret(tmp_path: Path) -> None:
+    env = {
+        "MORNET_DATA_DIR": str(tmp_path),
+        "MORNET_ENV": "production",
+        "MORNET_JWT_SECRET": "changeme",
+    }
+    result = run_cli("up", "--port", "0", env=env)
+    assert result.returncode == 2
+    assert "MORNET_JWT_SECRET must be set to a real secret" in result.stderr
+    assert not (tmp_path / "mornet.db").exists()

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from mornet.db import ScaledDecimal, UTCDateTime, async_url
+
+
+def test_scaled_decimal_round_trips_exactly() -> None:
+    column = ScaledDecimal(4)
+    dialect = sqlite.dialect()
+    for value in ("0.0001", "8.16", "99999999999.9999", "-3.5"):
+        stored = column.process_bind_param(Decimal(value), dialect)
+        assert isinstance(stored, int)
+        assert column.process_result_value(stored, dialect) == Decimal(value)
+    assert column.process_bind_param(Decimal("8.16"), dialect) == 81600
+
+
+def test_scaled_decimal_refuses_to_round_silently() -> None:
+    with pytest.raises(ValueError, match="decimal places"):
+        ScaledDecimal(2).process_bind_param(Decimal("1.005"), sqlite.dialect())
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(datetime(2025, 1, 1), sqlite.dialect())  # noqa: DTZ001
+
+
+def test_database_urls_map_to_async_drivers() -> None:
+    assert async_url("sqlite:////tmp/x.db") == "sqlite+aiosqlite:////tmp/x.db"
+    assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
+    with pytest.raises(ValueError, match="unsupported"):
+        async_url("mysql://h/d")

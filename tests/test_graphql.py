@@ -1,0 +1,174 @@
+"""The one GraphQL schema: same rules as REST (ownership, admin, blocking, validation)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.households.models import Household
+from mornet.identity.models import User
+from tests.factories import create_household, user_with_token
+
+
+async def gql(
+    client: httpx.AsyncClient, query: str, headers: dict[str, str] | None = None, **variables: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors") or []]
+
+
+async def test_me_households_and_tariffs(client: httpx.AsyncClient, session: AsyncSession) -> None:
+    user, headers = await user_with_token(client, session)
+    household = await create_household(client, headers, region="RU-SPE")
+    body = await gql(
+        client,
+        """query($id: UUID!) { me { id email role }
+             households { id name region agents { id } }
+             household(id: $id) { id address }
+             tariffs(region: "RU-SPE", at: "2025-02-01T00:00:00Z") {
+               region tariffs { resource price unit currency } } }""",
+        headers,
+        id=household["id"],
+    )
+    assert "errors" not in body
+    data = body["data"]
+    assert data["me"] == {"id": str(user.id), "email": user.email, "role": "user"}
+    assert data["households"] == [
+        {"id": household["id"], "name": "Home", "region": "RU-SPE", "agents": []}
+    ]
+    assert data["household"]["address"] == household["address"]
+    assert data["tariffs"]["tariffs"][0] == {
+        "resource": "E",
+        "price": "6.1700",
+        "unit": "kWh",
+        "currency": "RUB",
+    }
+
+
+async def test_anonymous_and_foreign_access_is_refused(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, owner = await user_with_token(client, session)
+    _, intruder = await user_with_token(client, session)
+    household = await create_household(client, owner)
+    anonymous = await gql(client, "{ me { id } }")
+    assert error_codes(anonymous) == ["unauthorized"]
+    foreign = await gql(
+        client, "query($id: UUID!) { household(id: $id) { name } }", intruder, id=household["id"]
+    )
+    assert error_codes(foreign) == ["household_not_found"]
+    assert foreign["data"] is None
+    own_list = await gql(client, "{ households { id } }", intruder)
+    assert own_list["data"]["households"] == []
+
+
+async def test_register_and_create_household_mutations(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    registered = await gql(
+        client,
+        'mutation { register(email: "Olga@Example.com", password: "long-enough", '
+        'fullName: "Olga") { id email } }',
+    )
+    assert registered["data"]["register"]["email"] == "olga@example.com"
+    login = await client.post(
+        "/api/auth/login", json={"email": "olga@example.com", "password": "long-enough"}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    created = await gql(
+        client,
+        'mutation { createHousehold(name: "Flat", address: "Lenina 5", region: "ru-nvs") '
+        "{ id region status } }",
+        headers,
+    )
+    assert created["data"]["createHousehold"]["region"] == "RU-NVS"
+    assert created["data"]["createHousehold"]["status"] == "active"
+
+
+async def test_failed_mutations_explain_and_change_nothing(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, headers = await user_with_token(client, session)
+    bad_register = await gql(
+        client, 'mutation { register(email: "nope", password: "short", fullName: "X") { id } }'
+    )
+    assert error_codes(bad_register) == ["validation_error"]
+    assert "email" in bad_register["errors"][0]["message"]
+    assert "password" in bad_register["errors"][0]["message"]
+    bad_region = await gql(
+        client,
+        'mutation { createHousehold(name: "F", address: "A", region: "RU-ZZZ") { id } }',
+        headers,
+    )
+    assert error_codes(bad_region) == ["unknown_region"]
+    assert await session.scalar(select(func.count()).select_from(Household)) == 0
+    assert await session.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_admin_mutations_need_the_admin_role(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    target, target_headers = await user_with_token(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
+    starts = (datetime.now(UTC) + timedelta(days=5)).isoformat()
+    add_tariff = (
+        'mutation($at: DateTime!) { addTariff(region: "RU-MOW", resource: "W", price: "70.5", '
+        "validFrom: $at) "
+        "{ price resource } }"
+    )
+
+    as_user = await gql(client, add_tariff, target_headers, at=starts)
+    assert error_codes(as_user) == ["admin_only"]
+    as_user_block = await gql(
+        client,
+        "mutation($id: UUID!) { blockUser(userId: $id) { status } }",
+        target_headers,
+        id=str(target.id),
+    )
+    assert error_codes(as_user_block) == ["admin_only"]
+    as_user_list = await gql(client, "{ users { id } }", target_headers)
+    assert error_codes(as_user_list) == ["admin_only"]
+
+    added = await gql(client, add_tariff, admin, at=starts)
+    assert added["data"]["addTariff"] == {"price": "70.5000", "resource": "W"}
+    blocked = await gql(
+        client,
+        "mutation($id: UUID!) { blockUser(userId: $id) { status } }",
+        admin,
+        id=str(target.id),
+    )
+    assert blocked["data"]["blockUser"]["status"] == "blocked"
+    after_block = await gql(client, "{ me { id } }", target_headers)
+    assert error_codes(after_block) == ["user_blocked"]
+    unblocked = await gql(
+        client,
+        "mutation($id: UUID!) { unblockUser(userId: $id) { status } }",
+        admin,
+        id=str(target.id),
+    )
+    assert unblocked["data"]["unblockUser"]["status"] == "active"
+    unknown = await gql(
+        client,
+        "mutation($id: UUID!) { blockUser(userId: $id) { status } }",
+        admin,
+        id=str(uuid.uuid4()),
+    )
+    assert error_codes(unknown) == ["not_found"]
+
+
+async def test_syntax_errors_are_reported_not_crashed(client: httpx.AsyncClient) -> None:
+    body = await gql(client, "{ me { ")
+    assert body["errors"][0]["extensions"]["code"] == "graphql_error"

@@ -1,0 +1,249 @@
+"""Server-rendered pages: cookie session, CSRF, ownership and admin rules as a browser sees them."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.households.models import Household
+from mornet.identity.models import User
+from mornet.web.pages import CSRF_COOKIE, SESSION_COOKIE
+from tests.factories import PASSWORD, create_user, unique_email
+
+
+def csrf_from(page: httpx.Response) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+async def page_login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    form = await client.get("/login")
+    return await client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": csrf_from(form)}
+    )
+
+
+async def test_register_page_signs_the_user_in_with_a_safe_cookie(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    form = await client.get("/register")
+    assert form.status_code == 200
+    response = await client.post(
+        "/register",
+        data={
+            "email": "nina@example.com",
+            "password": "long-enough",
+            "full_name": "Nina",
+            "csrf_token": csrf_from(form),
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/households"
+    cookie = next(
+        h for h in response.headers.get_list("set-cookie") if h.startswith(SESSION_COOKIE)
+    )
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    households = await client.get("/households")
+    assert households.status_code == 200
+    assert "Nina" in households.text
+
+
+async def test_forms_without_a_matching_csrf_token_are_refused_and_change_nothing(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    await client.get("/register")
+    assert client.cookies.get(CSRF_COOKIE)
+    payload = {"email": "eve@example.com", "password": "long-enough", "full_name": "Eve"}
+    missing = await client.post("/register", data=payload)
+    forged = await client.post("/register", data={**payload, "csrf_token": "forged"})
+    for response in (missing, forged):
+        assert response.status_code == 403
+        assert "form expired" in response.text
+    assert await session.scalar(select(func.count()).select_from(User)) == 0
+
+
+async def test_pages_need_a_session_and_redirect_to_login(client: httpx.AsyncClient) -> None:
+    for path in ("/households", "/profile", "/admin/users"):
+        response = await client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/login?next={path}"
+
+
+async def test_login_page_errors_and_safe_next(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session)
+    wrong = await page_login(client, user.email, "wrong-password")
+    assert wrong.status_code == 401
+    assert "wrong email or password" in wrong.text
+    form = await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={
+            "email": user.email,
+            "password": PASSWORD,
+            "next": "//evil.example/steal",
+            "csrf_token": csrf_from(form),
+        },
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/households"
+
+
+async def test_household_pages_create_show_and_provision_an_agent(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session)
+    await page_login(client, user.email)
+    listing = await client.get("/households")
+    created = await client.post(
+        "/households",
+        data={
+            "name": "Cottage",
+            "address": "Sadovaya 3",
+            "region": "RU-SPE",
+            "csrf_token": csrf_from(listing),
+        },
+    )
+    assert created.status_code == 303
+    detail = await client.get(created.headers["location"])
+    assert detail.status_code == 200
+    assert "Cottage" in detail.text
+    assert "RU-SPE" in detail.text
+    assert "6.9100" in detail.text  # the electricity price in force there
+
+    provisioned = await client.post(
+        f"{created.headers['location']}/agents",
+        data={"name": "Pi", "csrf_token": csrf_from(detail)},
+    )
+    assert provisioned.status_code == 200
+    assert "agent_secret = " in provisioned.text
+    assert "Download agent.toml" in provisioned.text
+    again = await client.get(created.headers["location"])
+    assert "agent_secret = " not in again.text
+
+    bad = await client.post(
+        "/households",
+        data={"name": "", "address": "x", "region": "RU-SPE", "csrf_token": csrf_from(listing)},
+    )
+    assert bad.status_code == 422
+    assert "name" in bad.text
+
+
+async def test_another_users_household_page_is_not_found(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner = await create_user(session)
+    intruder = await create_user(session)
+    household = Household(owner_id=owner.id, name="Private", address="A", region_code="RU-MOW")
+    session.add(household)
+    await session.commit()
+    await page_login(client, intruder.email)
+    page = await client.get(f"/households/{household.id}")
+    assert page.status_code == 404
+    assert "Private" not in page.text
+    token = csrf_from(await client.get("/households"))
+    edit = await client.post(
+        f"/households/{household.id}",
+        data={"name": "Mine now", "address": "B", "region": "RU-MOW", "csrf_token": token},
+    )
+    assert edit.status_code == 404
+    agent = await client.post(f"/households/{household.id}/agents", data={"csrf_token": token})
+    assert agent.status_code == 404
+    await session.refresh(household)
+    assert household.name == "Private"
+
+
+async def test_admin_pages_are_for_admins_only(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session)
+    await page_login(client, user.email)
+    for path in ("/admin/users", "/admin/households", "/admin/tariffs"):
+        response = await client.get(path)
+        assert response.status_code == 403, path
+        assert "operators" in response.text
+
+
+async def test_admin_blocks_a_user_who_then_loses_pages_and_login(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: object
+) -> None:
+    admin = await create_user(session, admin=True)
+    target = await create_user(session, email=unique_email("target"))
+
+    user_client = httpx.AsyncClient(transport=client._transport, base_url="http://testserver")
+    async with user_client:
+        await page_login(user_client, target.email)
+        assert (await user_client.get("/households")).status_code == 200
+
+        await page_login(client, admin.email)
+        users_page = await client.get("/admin/users")
+        assert target.email in users_page.text
+        row = await client.post(
+            f"/admin/users/{target.id}/block",
+            data={"csrf_token": csrf_from(users_page)},
+            headers={"HX-Request": "true"},
+        )
+        assert row.status_code == 200
+        assert "Unblock" in row.text
+        assert "blocked" in row.text
+
+        refused = await user_client.get("/households")
+        assert refused.status_code == 403
+        assert "Account blocked" in refused.text
+        relogin = await page_login(user_client, target.email)
+        assert relogin.status_code == 403
+        assert "blocked" in relogin.text
+
+
+async def test_admin_adds_a_tariff_through_the_page(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    admin = await create_user(session, admin=True)
+    await page_login(client, admin.email)
+    page = await client.get("/admin/tariffs", params={"region": "RU-NVS"})
+    assert page.status_code == 200
+    added = await client.post(
+        "/admin/tariffs",
+        data={
+            "region": "RU-NVS",
+            "resource": "E",
+            "price": "6,25",
+            "valid_from": "2031-01-01T00:00",
+            "note": "order 7",
+            "csrf_token": csrf_from(page),
+        },
+    )
+    assert added.status_code == 303
+    history = await client.get("/api/tariffs/RU-NVS/history", params={"resource": "E"})
+    newest = history.json()[0]
+    assert newest["price"] == "6.2500"
+    # Entered as Novosibirsk local midnight (UTC+7).
+    assert newest["valid_from"] == "2030-12-31T17:00:00Z"
+    past = await client.post(
+        "/admin/tariffs",
+        data={
+            "region": "RU-NVS",
+            "resource": "E",
+            "price": "1",
+            "valid_from": "2025-09-01T00:00",
+            "csrf_token": csrf_from(page),
+        },
+    )
+    assert past.status_code == 422
+    assert "history" in past.text or "past" in past.text
+
+
+async def test_public_tariff_page_lists_regions(client: httpx.AsyncClient) -> None:
+    page = await client.get("/tariffs")
+    assert page.status_code == 200
+    for code in ("RU-MOW", "RU-SPE", "RU-NVS"):
+        assert code in page.text
+    assert "sample" in page.text
