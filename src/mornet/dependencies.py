@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.db import unit_of_work
 from mornet.errors import Forbidden, Unauthorized
 from mornet.identity import service as identity
 from mornet.identity.models import User
@@ -23,13 +24,8 @@ def get_runtime(request: Request) -> Runtime:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the endpoint returns, rolled back if it
     raises. Declared with scope="function" so the commit happens before the response is sent."""
-    async with get_runtime(request).sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with unit_of_work(get_runtime(request).sessions) as session:
+        yield session
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.resources import Resource
 from mornet.tariffs import service
+from mornet.tariffs.schemas import TariffCreate
 
 
 async def test_price_at_is_the_exact_decimal_in_force(session: AsyncSession) -> None:
@@ -61,15 +62,10 @@ async def test_price_at_always_picks_the_latest_start_not_after_the_moment(
     try:
         for gap, price in steps:
             cursor += timedelta(minutes=gap)
-            await service.add_tariff(
-                session,
-                region_code="RU-SVE",
-                resource=Resource.HEAT,
-                price=price,
-                valid_from=cursor,
-                note="",
-                actor_id=None,
+            request = TariffCreate(
+                region="RU-SVE", resource=Resource.HEAT, price=price, valid_from=cursor
             )
+            await service.add_tariff(session, request, actor_id=None)
             published.append((cursor, price))
         for minutes in probe_minutes:
             moment = origin + timedelta(minutes=minutes)

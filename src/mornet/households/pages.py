@@ -10,13 +10,19 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from mornet.dependencies import RuntimeDep, SessionDep
-from mornet.errors import MornetError
 from mornet.households import service
 from mornet.households.schemas import AgentCreate, HouseholdCreate, HouseholdUpdate
 from mornet.identity.models import User
-from mornet.identity.pages import form_errors
 from mornet.tariffs import service as tariffs
-from mornet.web.pages import CsrfChecked, PageAdmin, PageUser, redirect, render
+from mornet.web.pages import (
+    CsrfChecked,
+    FormFailure,
+    PageAdmin,
+    PageUser,
+    failure,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,13 +67,10 @@ async def create_household(
         household = await service.create_household(
             session, owner=user, name=body.name, address=body.address, region_code=body.region
         )
-    except ValidationError as exc:
+    except FormFailure as exc:
+        message, status = failure(exc)
         return await _list_page(
-            request, session, user, form=form, error=form_errors(exc), status_code=422
-        )
-    except MornetError as exc:
-        return await _list_page(
-            request, session, user, form=form, error=exc.message, status_code=exc.status
+            request, session, user, form=form, error=message, status_code=status
         )
     return redirect(f"/households/{household.id}")
 
@@ -130,17 +133,14 @@ async def update_household(
             address=body.address,
             region_code=body.region,
         )
-    except ValidationError as exc:
-        await session.rollback()
-        return await _detail_page(
-            request, session, user, household_id, error=form_errors(exc), status_code=422
-        )
-    except MornetError as exc:
-        if exc.status == 404:
+    except FormFailure as exc:
+        if isinstance(exc, service.HouseholdNotFound):
             raise
+        # Undo the half-applied edit before showing the page again.
         await session.rollback()
+        message, status = failure(exc)
         return await _detail_page(
-            request, session, user, household_id, error=exc.message, status_code=exc.status
+            request, session, user, household_id, error=message, status_code=status
         )
     return await _detail_page(request, session, user, household_id, saved=True)
 
@@ -157,8 +157,9 @@ async def register_agent(
     try:
         body = AgentCreate(name=name)
     except ValidationError as exc:
+        message, status = failure(exc)
         return await _detail_page(
-            request, session, user, household_id, error=form_errors(exc), status_code=422
+            request, session, user, household_id, error=message, status_code=status
         )
     provisioned = await service.register_agent(
         session,

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import MornetError
@@ -15,10 +14,12 @@ from mornet.identity import service
 from mornet.identity.schemas import ProfileUpdate, RegisterRequest
 from mornet.web.pages import (
     CsrfChecked,
+    FormFailure,
     OptionalPageUser,
     PageAdmin,
     PageUser,
     end_session,
+    failure,
     is_htmx,
     redirect,
     render,
@@ -27,13 +28,6 @@ from mornet.web.pages import (
 )
 
 router = APIRouter(include_in_schema=False, dependencies=[])
-
-
-def form_errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']).replace('_', ' ')}: {err['msg']}"
-        for err in exc.errors()
-    )
 
 
 @router.get("/register")
@@ -58,19 +52,10 @@ async def register(
         user = await service.register(
             session, email=body.email, password=body.password, full_name=body.full_name
         )
-    except ValidationError as exc:
+    except FormFailure as exc:
+        message, status = failure(exc)
         return render(
-            request,
-            "identity/register.html",
-            {"form": form, "error": form_errors(exc)},
-            status_code=422,
-        )
-    except MornetError as exc:
-        return render(
-            request,
-            "identity/register.html",
-            {"form": form, "error": exc.message},
-            status_code=exc.status,
+            request, "identity/register.html", {"form": form, "error": message}, status_code=status
         )
     response = redirect("/households")
     start_session(response, request, service.issue_access_token(user, runtime.tokens))
@@ -144,21 +129,10 @@ async def update_profile(
             current_password=body.current_password,
             new_password=body.new_password,
         )
-    except ValidationError as exc:
+    except FormFailure as exc:
+        message, status = failure(exc)
         return render(
-            request,
-            "identity/profile.html",
-            {"error": form_errors(exc)},
-            user=user,
-            status_code=422,
-        )
-    except MornetError as exc:
-        return render(
-            request,
-            "identity/profile.html",
-            {"error": exc.message},
-            user=user,
-            status_code=exc.status,
+            request, "identity/profile.html", {"error": message}, user=user, status_code=status
         )
     response = render(request, "identity/profile.html", {"saved": True}, user=user)
     if body.new_password:

@@ -53,15 +53,7 @@ async def tariff_history(
 
 @router.post("/admin/tariffs", status_code=status.HTTP_201_CREATED)
 async def add_tariff(body: TariffCreate, admin: AdminUser, session: SessionDep) -> TariffOut:
-    quote = await service.add_tariff(
-        session,
-        region_code=body.region,
-        resource=body.resource,
-        price=body.price,
-        valid_from=body.valid_from,
-        note=body.note,
-        actor_id=admin.id,
-    )
+    quote = await service.add_tariff(session, body, actor_id=admin.id)
     return tariff_out(quote)
 
 

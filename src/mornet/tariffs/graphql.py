@@ -83,13 +83,5 @@ class TariffsMutation:
             valid_from=valid_from,
             note=note,
         )
-        quote = await service.add_tariff(
-            info.context.session,
-            region_code=body.region,
-            resource=body.resource,
-            price=body.price,
-            valid_from=body.valid_from,
-            note=body.note,
-            actor_id=admin.id,
-        )
+        quote = await service.add_tariff(info.context.session, body, actor_id=admin.id)
         return TariffType.of(quote)

@@ -9,15 +9,21 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from mornet.dependencies import SessionDep
-from mornet.errors import MornetError, ValidationFailed
+from mornet.errors import ValidationFailed
 from mornet.identity.models import User
-from mornet.identity.pages import form_errors
 from mornet.tariffs import service
 from mornet.tariffs.schemas import TariffCreate
-from mornet.web.pages import CsrfChecked, OptionalPageUser, PageAdmin, redirect, render
+from mornet.web.pages import (
+    CsrfChecked,
+    FormFailure,
+    OptionalPageUser,
+    PageAdmin,
+    failure,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -106,33 +112,10 @@ async def admin_add_tariff(
             valid_from=_parse_local_time(valid_from, found.timezone),
             note=note,
         )
-        await service.add_tariff(
-            session,
-            region_code=body.region,
-            resource=body.resource,
-            price=body.price,
-            valid_from=body.valid_from,
-            note=body.note,
-            actor_id=admin.id,
-        )
-    except ValidationError as exc:
+        await service.add_tariff(session, body, actor_id=admin.id)
+    except FormFailure as exc:
+        message, status = failure(exc)
         return await _admin_page(
-            request,
-            session,
-            admin,
-            region=region,
-            form=form,
-            error=form_errors(exc),
-            status_code=422,
-        )
-    except MornetError as exc:
-        return await _admin_page(
-            request,
-            session,
-            admin,
-            region=region,
-            form=form,
-            error=exc.message,
-            status_code=exc.status,
+            request, session, admin, region=region, form=form, error=message, status_code=status
         )
     return redirect(f"/admin/tariffs?region={region}")

@@ -16,6 +16,7 @@ from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.resources import CURRENCY, Resource
 from mornet.tariffs import repository
 from mornet.tariffs.models import PRICE_SCALE, Region, Tariff
+from mornet.tariffs.schemas import TariffCreate
 
 PRICE_QUANTUM = Decimal(1).scaleb(-PRICE_SCALE)
 
@@ -121,18 +122,12 @@ async def tariff_history(
 
 
 async def add_tariff(
-    session: AsyncSession,
-    *,
-    region_code: str,
-    resource: Resource,
-    price: Decimal,
-    valid_from: datetime | None,
-    note: str,
-    actor_id: uuid.UUID | None,
+    session: AsyncSession, request: TariffCreate, *, actor_id: uuid.UUID | None
 ) -> TariffQuote:
     """Publish a new price. It starts now or later, and after the latest price of the same
     region and resource, so what was in force at any past moment never changes."""
-    region = await get_region(session, region_code)
+    region = await get_region(session, request.region)
+    resource, price, valid_from = request.resource, request.price, request.valid_from
     now = utcnow()
     starts = valid_from or now
     if price <= 0:
@@ -154,7 +149,7 @@ async def add_tariff(
         resource=resource,
         price=price.quantize(PRICE_QUANTUM),
         valid_from=starts,
-        note=note.strip(),
+        note=request.note.strip(),
         is_sample=False,
         created_at=now,
         created_by=actor_id,

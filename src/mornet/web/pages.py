@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 
 from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import MornetError, Unauthorized
@@ -52,6 +53,21 @@ class PageForbidden(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+FormFailure = (ValidationError, MornetError)
+"""What a form handler catches to re-render its page with the reason."""
+
+
+def failure(exc: ValidationError | MornetError) -> tuple[str, int]:
+    """The message and status to show for a rejected form."""
+    if isinstance(exc, ValidationError):
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).replace('_', ' ')}: {err['msg']}"
+            for err in exc.errors()
+        )
+        return message, 422
+    return exc.message, exc.status
 
 
 def is_htmx(request: Request) -> bool:
