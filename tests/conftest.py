@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.api import create_app
+from mornet.chain.node import LocalNode
+from mornet.chain.service import ChainHandle
 from mornet.config import Settings
 from mornet.db import migrate
 from mornet.runtime import Runtime
@@ -106,6 +109,28 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 async def session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
     async with runtime.sessions() as session:
         yield session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[LocalNode]:
+    """One real anvil node for the session; every test deploys its own contracts on it."""
+    node = LocalNode(port=free_port())
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+async def chain(runtime: Runtime, anvil: LocalNode) -> ChainHandle:
+    """The runtime connected to anvil with fresh contracts; tests drive the submitter
+    themselves (`chain.submitter.drain()`) so that every step is observable."""
+    return await runtime.start_chain(rpc_url=anvil.rpc_url, run_submitter=False)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
@@ -36,10 +37,56 @@ def test_production_refuses_missing_placeholder_or_short_secrets(
     assert not (tmp_path / "secrets.json").exists()
 
 
-def test_production_accepts_a_real_secret(tmp_path: Path) -> None:
+REAL_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+REAL_OPERATOR_KEY = "0x" + "ab" * 32
+
+
+def test_production_accepts_real_secrets(tmp_path: Path) -> None:
     secret = "a-real-production-signing-key-of-44-chars!!"
-    settings = Settings(data_dir=tmp_path, env=Environment.PRODUCTION, jwt_secret=secret)
-    assert load_runtime_secrets(settings).jwt_secret == secret
+    settings = Settings(
+        data_dir=tmp_path,
+        env=Environment.PRODUCTION,
+        jwt_secret=secret,
+        wallet_master_key=REAL_MASTER_KEY,
+        chain_operator_key=REAL_OPERATOR_KEY,
+    )
+    resolved = load_runtime_secrets(settings)
+    assert resolved.jwt_secret == secret
+    assert resolved.wallet_master_key == REAL_MASTER_KEY
+    assert resolved.chain_operator_key == REAL_OPERATOR_KEY
+
+
+@pytest.mark.parametrize(
+    ("master_key", "operator_key", "variable"),
+    [
+        (None, REAL_OPERATOR_KEY, "MORNET_WALLET_MASTER_KEY"),
+        (
+            base64.b64encode(b"too short").decode() + "x" * 30,
+            REAL_OPERATOR_KEY,
+            "MORNET_WALLET_MASTER_KEY",
+        ),
+        (REAL_MASTER_KEY, None, "MORNET_CHAIN_OPERATOR_KEY"),
+        (REAL_MASTER_KEY, "0x" + "zz" * 32, "MORNET_CHAIN_OPERATOR_KEY"),
+    ],
+)
+def test_production_refuses_missing_or_malformed_wallet_and_chain_keys(
+    tmp_path: Path, master_key: str | None, operator_key: str | None, variable: str
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        env=Environment.PRODUCTION,
+        jwt_secret="a-real-production-signing-key-of-44-chars!!",
+        wallet_master_key=master_key,
+        chain_operator_key=operator_key,
+    )
+    with pytest.raises(ConfigurationError, match=variable):
+        load_runtime_secrets(settings)
+
+
+def test_embedded_wallet_and_operator_keys_are_well_formed(tmp_path: Path) -> None:
+    resolved = load_runtime_secrets(Settings(data_dir=tmp_path))
+    assert len(base64.b64decode(resolved.wallet_master_key)) == 32
+    assert len(bytes.fromhex(resolved.chain_operator_key.removeprefix("0x"))) == 32
 
 
 def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:

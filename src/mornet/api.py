@@ -24,6 +24,10 @@ from mornet.runtime import Runtime
 from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
 from mornet.tariffs import pages as tariffs_pages
+from mornet.tokens import endpoints as tokens_api
+from mornet.wallets import endpoints as wallets_api
+from mornet.wallets import graphql as wallets_graphql
+from mornet.wallets import pages as wallets_pages
 from mornet.web import pages as web_pages
 
 
@@ -34,6 +38,7 @@ def build_graphql_schema() -> Schema:
             identity_graphql.IdentityQuery,
             households_graphql.HouseholdsQuery,
             tariffs_graphql.TariffsQuery,
+            wallets_graphql.WalletsQuery,
         ),
     )
     mutation = merge_types(
@@ -42,6 +47,7 @@ def build_graphql_schema() -> Schema:
             identity_graphql.IdentityMutation,
             households_graphql.HouseholdsMutation,
             tariffs_graphql.TariffsMutation,
+            wallets_graphql.WalletsMutation,
         ),
     )
     return Schema(query=query, mutation=mutation, extensions=[UnitOfWork])
@@ -54,6 +60,10 @@ async def graphql_context(session: SessionDep, runtime: RuntimeDep) -> GraphQLCo
 def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Tests hand in a runtime whose chain they started; `mornet up` starts it here.
+        if runtime.chain is None:
+            await runtime.start_chain()
+        await runtime.open_missing_wallets()
         yield
         await runtime.close()
 
@@ -69,7 +79,13 @@ def create_app(runtime: Runtime) -> FastAPI:
     web_pages.install_page_handlers(app)
 
     api = APIRouter(prefix="/api")
-    for router in (identity_api.router, households_api.router, tariffs_api.router):
+    for router in (
+        identity_api.router,
+        households_api.router,
+        tariffs_api.router,
+        tokens_api.router,
+        wallets_api.router,
+    ):
         api.include_router(router)
     app.include_router(api)
 
@@ -86,6 +102,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         identity_pages.router,
         households_pages.router,
         tariffs_pages.router,
+        wallets_pages.router,
     ):
         app.include_router(pages)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,12 +17,16 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 admin_app = typer.Typer(help="Operator accounts.", no_args_is_help=True)
+chain_app = typer.Typer(help="Token contracts and the chain.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print what they measured.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(chain_app, name="chain")
+app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
+T = TypeVar("T")
 
-
-def _settings() -> Settings:
-    return Settings()
+if TYPE_CHECKING:  # the server stack is imported by the commands that need it
+    from mornet.runtime import Runtime
 
 
 def _fail(message: str) -> typer.Exit:
@@ -28,13 +34,37 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _runtime() -> Runtime:
+    from mornet.db import migrate as run_migrations
+    from mornet.runtime import Runtime
+
+    settings = Settings()
+    try:
+        runtime = Runtime.from_settings(settings)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+    run_migrations(settings.resolved_database_url())
+    return runtime
+
+
+def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    runtime = _runtime()
+
+    async def run() -> T:
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())
+
+
 @app.command()
 def migrate() -> None:
     """Bring the database to the latest schema."""
     from mornet.db import migrate as run_migrations
 
-    settings = _settings()
-    run_migrations(settings.resolved_database_url())
+    run_migrations(Settings().resolved_database_url())
     console.print("database is up to date")
 
 
@@ -47,19 +77,12 @@ def up(
     import uvicorn
 
     from mornet.api import create_app
-    from mornet.db import migrate as run_migrations
     from mornet.logs import configure_logging
-    from mornet.runtime import Runtime
 
-    settings = _settings()
     configure_logging()
-    try:
-        runtime = Runtime.from_settings(settings)
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from exc
-    run_migrations(settings.resolved_database_url())
+    runtime = _runtime()
     console.print(
-        f"MorNet on http://{host}:{port}  (data: {settings.data_dir.resolve()}, "
+        f"MorNet on http://{host}:{port}  (data: {runtime.settings.data_dir.resolve()}, "
         f"API docs: http://{host}:{port}/docs)"
     )
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
@@ -76,35 +99,71 @@ def admin_create(
     """Create an admin, or promote and reset an existing account with this email."""
     from pydantic import ValidationError
 
-    from mornet.db import (
-        create_engine,
-        create_sessionmaker,
-        unit_of_work,
-    )
-    from mornet.db import (
-        migrate as run_migrations,
-    )
-    from mornet.identity import service as identity
+    from mornet.db import unit_of_work
     from mornet.identity.schemas import RegisterRequest
+    from mornet.onboarding import ensure_admin_account
 
     try:
         body = RegisterRequest(email=email, password=password, full_name=full_name)
     except ValidationError as exc:
         raise _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
-    settings = _settings()
-    url = settings.resolved_database_url()
-    run_migrations(url)
 
-    async def create() -> tuple[str, str]:
-        engine = create_engine(url)
-        try:
-            async with unit_of_work(create_sessionmaker(engine)) as session:
-                user = await identity.ensure_admin(
-                    session, email=body.email, password=body.password, full_name=body.full_name
-                )
-                return user.email, str(user.id)
-        finally:
-            await engine.dispose()
+    async def create(runtime: Runtime) -> tuple[str, str]:
+        async with unit_of_work(runtime.sessions) as session:
+            user = await ensure_admin_account(
+                session,
+                runtime.cipher,
+                email=body.email,
+                password=body.password,
+                full_name=body.full_name,
+            )
+            return user.email, str(user.id)
 
-    stored_email, user_id = asyncio.run(create())
+    stored_email, user_id = _with_runtime(create)
     console.print(f"admin {stored_email} ready (id {user_id})")
+
+
+@chain_app.command("deploy")
+def chain_deploy() -> None:
+    """Deploy the token contracts on the configured chain (once per chain id)."""
+
+    async def deploy(runtime: Runtime) -> dict[str, object]:
+        handle = await runtime.start_chain(run_submitter=False)
+        return {"chain_id": handle.chain_id, "contracts": handle.contracts}
+
+    print(json.dumps(_with_runtime(deploy)))
+
+
+@chain_app.command("status")
+def chain_status() -> None:
+    """The chain, the operator, the contracts and their total supplies."""
+
+    async def status(runtime: Runtime) -> dict[str, object]:
+        from mornet.chain.service import from_base_units
+
+        handle = await runtime.start_chain(run_submitter=False)
+        supplies = {t: str(from_base_units(await handle.total_supply(t))) for t in handle.contracts}
+        return {
+            "chain_id": handle.chain_id,
+            "rpc_url": handle.client.rpc_url,
+            "operator": handle.signer,
+            "contracts": handle.contracts,
+            "total_supply": supplies,
+        }
+
+    print(json.dumps(_with_runtime(status)))
+
+
+@bench_app.command("chain")
+def bench_chain(
+    accounts: Annotated[int, typer.Option(help="Accounts minted to in each mode.")] = 2000,
+    single: Annotated[int, typer.Option(help="Token moves sent one transaction each.")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Accounts per batch (max 256).")] = 256,
+) -> None:
+    """Token moves per second against a fresh local anvil: one-by-one versus batched."""
+    from mornet.chain.bench import run_chain_benchmark
+
+    result = asyncio.run(
+        run_chain_benchmark(accounts=accounts, single=single, batch_size=batch_size)
+    )
+    print(json.dumps(result))

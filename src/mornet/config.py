@@ -7,6 +7,7 @@ data directory, production refuses to start without real ones.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -46,6 +47,18 @@ class Settings(BaseSettings):
     """The broker address written into an edge agent's configuration."""
     cookie_secure: bool = False
     """Mark the session cookie `Secure` (set it behind HTTPS)."""
+    wallet_master_key: str | None = None
+    """Base64 of 32 bytes: AES-256-GCM key that encrypts custodial wallet keys at rest."""
+    chain_rpc_url: str | None = None
+    """Any EVM JSON-RPC. Unset: a local anvil node, its state kept in the data dir."""
+    chain_operator_key: str | None = None
+    """Hex private key that deploys the contracts and signs every platform transaction."""
+    chain_confirmations: int = Field(default=0, ge=0)
+    """Blocks on top of a transaction's block before it counts as confirmed."""
+    anvil_port: int = 8545
+    """Port of the local anvil node in embedded mode."""
+    anvil_bin: str | None = None
+    """Path to the anvil binary; default: the one the setup installed under .tools/."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -57,6 +70,33 @@ class RuntimeSecrets(BaseModel):
     """Secrets the running platform needs, resolved from settings or the data directory."""
 
     jwt_secret: str
+    wallet_master_key: str
+    chain_operator_key: str
+
+
+def _generate(name: str) -> str:
+    if name == "wallet_master_key":
+        return base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "chain_operator_key":
+        return "0x" + secrets.token_hex(32)
+    return secrets.token_urlsafe(48)
+
+
+def _check_master_key(value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ConfigurationError("MORNET_WALLET_MASTER_KEY must be base64") from exc
+    if len(raw) != 32:
+        raise ConfigurationError("MORNET_WALLET_MASTER_KEY must be base64 of exactly 32 bytes")
+    return value
+
+
+def _check_operator_key(value: str) -> str:
+    hex_part = value.removeprefix("0x")
+    if len(hex_part) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hex_part):
+        raise ConfigurationError("MORNET_CHAIN_OPERATOR_KEY must be a 32-byte hex private key")
+    return value
 
 
 def _check_production_secret(name: str, value: str | None) -> str:
@@ -76,7 +116,13 @@ def load_runtime_secrets(settings: Settings) -> RuntimeSecrets:
     """Resolve every secret, generating and persisting the embedded ones on first use."""
     if settings.env is Environment.PRODUCTION:
         return RuntimeSecrets(
-            jwt_secret=_check_production_secret("jwt_secret", settings.jwt_secret)
+            jwt_secret=_check_production_secret("jwt_secret", settings.jwt_secret),
+            wallet_master_key=_check_master_key(
+                _check_production_secret("wallet_master_key", settings.wallet_master_key)
+            ),
+            chain_operator_key=_check_operator_key(
+                _check_production_secret("chain_operator_key", settings.chain_operator_key)
+            ),
         )
 
     path = settings.data_dir / "secrets.json"
@@ -86,7 +132,7 @@ def load_runtime_secrets(settings: Settings) -> RuntimeSecrets:
     changed = False
     for name in RuntimeSecrets.model_fields:
         if not stored.get(name):
-            stored[name] = secrets.token_urlsafe(48)
+            stored[name] = _generate(name)
             changed = True
     if changed:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,10 +140,12 @@ def load_runtime_secrets(settings: Settings) -> RuntimeSecrets:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(stored, handle, indent=2)
-    configured = {"jwt_secret": settings.jwt_secret}
-    return RuntimeSecrets(
-        **{k: configured.get(k) or stored[k] for k in RuntimeSecrets.model_fields}
-    )
+    resolved = {
+        name: getattr(settings, name) or stored[name] for name in RuntimeSecrets.model_fields
+    }
+    _check_master_key(resolved["wallet_master_key"])
+    _check_operator_key(resolved["chain_operator_key"])
+    return RuntimeSecrets.model_validate(resolved)
 
 
 settings = Settings()

@@ -1,15 +1,27 @@
-"""What a running process holds: settings, resolved secrets, the database engine."""
+"""What a running process holds: settings, resolved secrets, the database, and the chain."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mornet.chain.client import ChainClient
+from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
+from mornet.chain.service import ChainHandle, ensure_deployed
+from mornet.chain.submitter import Submitter
 from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
-from mornet.db import create_engine, create_sessionmaker
+from mornet.db import create_engine, create_sessionmaker, unit_of_work
+from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
+from mornet.wallets import service as wallets
+from mornet.wallets.crypto import WalletCipher
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -18,6 +30,10 @@ class Runtime:
     secrets: RuntimeSecrets
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    cipher: WalletCipher
+    chain: ChainHandle | None = None
+    node: LocalNode | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def tokens(self) -> TokenSettings:
@@ -31,8 +47,58 @@ class Runtime:
         secrets = load_runtime_secrets(settings)
         engine = create_engine(settings.resolved_database_url())
         return cls(
-            settings=settings, secrets=secrets, engine=engine, sessions=create_sessionmaker(engine)
+            settings=settings,
+            secrets=secrets,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            cipher=WalletCipher(secrets.wallet_master_key),
         )
 
+    async def open_missing_wallets(self) -> int:
+        """Users who predate wallets get one (run at start)."""
+        async with unit_of_work(self.sessions) as session:
+            return await wallets.open_missing_wallets(
+                session, user_ids=await identity.all_user_ids(session), cipher=self.cipher
+            )
+
+    async def start_chain(
+        self, *, rpc_url: str | None = None, run_submitter: bool = True
+    ) -> ChainHandle:
+        """Connect to the configured chain (or start the local node), deploy the contracts on
+        first start, and run the submitter in the background."""
+        url = rpc_url or self.settings.chain_rpc_url
+        if url is None:
+            self.node = LocalNode(
+                port=self.settings.anvil_port,
+                state_file=self.settings.data_dir / "chain" / "anvil-state.json",
+                binary=self.settings.anvil_bin,
+            )
+            await asyncio.to_thread(self.node.start)
+            url = self.node.rpc_url
+        client = await ChainClient.connect(url, self.secrets.chain_operator_key)
+        if client.chain_id == LOCAL_CHAIN_ID:
+            await client.fund_operator_on_dev_chain()
+        async with unit_of_work(self.sessions) as session:
+            contracts = await ensure_deployed(session, client)
+        submitter = Submitter(
+            self.sessions, client, contracts, confirmations=self.settings.chain_confirmations
+        )
+        self.chain = ChainHandle(client=client, contracts=contracts, submitter=submitter)
+        if run_submitter:
+            self._tasks.append(asyncio.create_task(submitter.run_forever(), name="chain-submitter"))
+        log.info("chain.ready", chain_id=client.chain_id, rpc_url=url, contracts=contracts)
+        return self.chain
+
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.chain is not None:
+            await self.chain.client.close()
+            self.chain = None
+        if self.node is not None:
+            await asyncio.to_thread(self.node.stop)
+            self.node = None
         await self.engine.dispose()

@@ -42,7 +42,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("platform")
-    env = {**os.environ, "MORNET_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "MORNET_DATA_DIR": str(data_dir), "MORNET_ANVIL_PORT": str(_free_port())}
     env.pop("MORNET_DATABASE_URL", None)
     created = subprocess.run(
         [

@@ -247,3 +247,64 @@ async def test_public_tariff_page_lists_regions(client: httpx.AsyncClient) -> No
     for code in ("RU-MOW", "RU-SPE", "RU-NVS"):
         assert code in page.text
     assert "sample" in page.text
+
+
+async def test_wallet_page_shows_balances_and_sends(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: object, chain: object
+) -> None:
+    from decimal import Decimal
+
+    from mornet.chain.models import OperationKind
+    from mornet.chain.service import ChainHandle
+    from mornet.db import unit_of_work
+    from mornet.runtime import Runtime
+    from mornet.tokens import service as tokens
+
+    assert isinstance(runtime, Runtime)
+    assert isinstance(chain, ChainHandle)
+    form = await client.get("/register")
+    for email in ("payer@example.com", "payee@example.com"):
+        registered = await client.post(
+            "/register",
+            data={
+                "email": email,
+                "password": "long-enough",
+                "full_name": email,
+                "csrf_token": csrf_from(form),
+            },
+        )
+        assert registered.status_code == 303
+    async with unit_of_work(runtime.sessions) as writer:
+        await tokens.move(
+            writer, chain, kind=OperationKind.MINT, token="GCC", account="payer@example.com",
+            amount=Decimal("9"), idempotency_key="page-fund", actor_id=None,
+        )  # fmt: skip
+    await chain.submitter.drain()
+    client.cookies.clear()  # registering signed the browser in as the payee
+    await page_login(client, "payer@example.com", "long-enough")
+    page = await client.get("/wallet")
+    assert page.status_code == 200
+    assert 'data-token="GCC">9<' in page.text
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
+    assert key
+    payload = {"token": "GCC", "to": "payee@example.com", "amount": "2,5",
+               "idempotency_key": key.group(1), "csrf_token": csrf_from(page)}  # fmt: skip
+    sent = await client.post("/wallet/transfers", data=payload)
+    assert sent.status_code == 303
+    twice = await client.post("/wallet/transfers", data=payload)  # a double click
+    assert twice.status_code == 303
+    await chain.submitter.drain()
+    after = await client.get("/wallet")
+    assert 'data-token="GCC">6.5<' in after.text
+    assert "confirmed" in after.text
+    short = await client.post(
+        "/wallet/transfers",
+        data={
+            **payload,
+            "amount": "100",
+            "idempotency_key": "other",
+            "csrf_token": csrf_from(after),
+        },
+    )
+    assert short.status_code == 422
+    assert "not enough GCC" in short.text

@@ -138,6 +138,7 @@ async def update_household(
             raise
         # Undo the half-applied edit before showing the page again.
         await session.rollback()
+        await session.refresh(user)
         message, status = failure(exc)
         return await _detail_page(
             request, session, user, household_id, error=message, status_code=status

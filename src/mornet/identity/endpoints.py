@@ -18,6 +18,7 @@ from mornet.identity.schemas import (
     TokenResponse,
     UserOut,
 )
+from mornet.onboarding import register_account
 
 router = APIRouter(tags=["identity"])
 
@@ -32,9 +33,9 @@ def _user_out(user: User) -> UserOut:
 
 
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterRequest, session: SessionDep) -> UserOut:
-    user = await service.register(
-        session, email=body.email, password=body.password, full_name=body.full_name
+async def register(body: RegisterRequest, session: SessionDep, runtime: RuntimeDep) -> UserOut:
+    user = await register_account(
+        session, runtime.cipher, email=body.email, password=body.password, full_name=body.full_name
     )
     return _user_out(user)
 

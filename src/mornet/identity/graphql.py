@@ -11,6 +11,7 @@ from mornet.graphql import Info, validated
 from mornet.identity import service
 from mornet.identity.models import User
 from mornet.identity.schemas import RegisterRequest
+from mornet.onboarding import register_account
 
 
 @strawberry.type(name="User")
@@ -61,8 +62,12 @@ class IdentityMutation:
     @strawberry.mutation(description="Create an account (email, password of 8+ characters).")
     async def register(self, info: Info, email: str, password: str, full_name: str) -> UserType:
         body = validated(RegisterRequest, email=email, password=password, full_name=full_name)
-        user = await service.register(
-            info.context.session, email=body.email, password=body.password, full_name=body.full_name
+        user = await register_account(
+            info.context.session,
+            info.context.runtime.cipher,
+            email=body.email,
+            password=body.password,
+            full_name=body.full_name,
         )
         return UserType.of(user)
 

@@ -12,6 +12,7 @@ from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import MornetError
 from mornet.identity import service
 from mornet.identity.schemas import ProfileUpdate, RegisterRequest
+from mornet.onboarding import register_account
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
@@ -49,8 +50,12 @@ async def register(
     form = {"email": email, "full_name": full_name}
     try:
         body = RegisterRequest(email=email, password=password, full_name=full_name)
-        user = await service.register(
-            session, email=body.email, password=body.password, full_name=body.full_name
+        user = await register_account(
+            session,
+            runtime.cipher,
+            email=body.email,
+            password=body.password,
+            full_name=body.full_name,
         )
     except FormFailure as exc:
         message, status = failure(exc)

@@ -40,5 +40,9 @@ async def list_page(
     return rows.all(), int(total or 0)
 
 
+async def all_ids(session: AsyncSession) -> list[uuid.UUID]:
+    return list((await session.scalars(select(User.id))).all())
+
+
 async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(User)) or 0)

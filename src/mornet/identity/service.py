@@ -133,6 +133,10 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await repository.get_by_email(session, normalise_email(email))
+
+
 async def users_by_id(
     session: AsyncSession, user_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, User]:
@@ -143,6 +147,10 @@ async def list_users(
     session: AsyncSession, *, search: str | None = None, offset: int = 0, limit: int = 50
 ) -> tuple[Sequence[User], int]:
     return await repository.list_page(session, search=search, offset=offset, limit=limit)
+
+
+async def all_user_ids(session: AsyncSession) -> list[uuid.UUID]:
+    return await repository.all_ids(session)
 
 
 async def count_users(session: AsyncSession) -> int:

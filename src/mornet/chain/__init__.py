@@ -1,0 +1,1 @@
+"""Chain: the token contracts, the node, and the exactly-once outbox of on-chain operations."""

@@ -1,0 +1,67 @@
+"""One connection to the chain and the operator account that signs for the platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+from web3.types import RPCEndpoint
+
+from mornet.chain.contracts import CompiledContract, compiled_token
+
+
+@dataclass
+class ChainClient:
+    w3: AsyncWeb3[Any]
+    operator: LocalAccount
+    chain_id: int
+    rpc_url: str
+
+    @classmethod
+    async def connect(cls, rpc_url: str, operator_key: str) -> ChainClient:
+        w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        chain_id = await w3.eth.chain_id
+        return cls(
+            w3=w3, operator=Account.from_key(operator_key), chain_id=chain_id, rpc_url=rpc_url
+        )
+
+    def token(self, address: str) -> AsyncContract:
+        compiled: CompiledContract = compiled_token()
+        return self.w3.eth.contract(address=self.w3.to_checksum_address(address), abi=compiled.abi)
+
+    async def fund_operator_on_dev_chain(self) -> None:
+        """Give the operator gas on anvil (a dev-only RPC method; real chains fund it for real)."""
+        balance = await self.w3.eth.get_balance(self.operator.address)
+        if balance < 10**21:
+            await self.w3.provider.make_request(
+                RPCEndpoint("anvil_setBalance"), [self.operator.address, hex(10**24)]
+            )
+
+    async def deploy_token(self, name: str, symbol: str) -> tuple[str, str]:
+        """Deploy one token contract; waits for its receipt. Returns (address, tx hash)."""
+        compiled = compiled_token()
+        factory = self.w3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
+        tx: dict[str, Any] = await factory.constructor(name, symbol).build_transaction(
+            {
+                "from": self.operator.address,
+                "nonce": await self.w3.eth.get_transaction_count(self.operator.address, "pending"),
+                "chainId": self.chain_id,
+                "gasPrice": await self.w3.eth.gas_price,
+            }
+        )
+        signed = self.operator.sign_transaction(tx)
+        tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1 or not receipt["contractAddress"]:
+            raise RuntimeError(f"deploying {symbol} failed in {tx_hash.to_0x_hex()}")
+        return str(receipt["contractAddress"]), tx_hash.to_0x_hex()
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()
+
+    async def has_code(self, address: str) -> bool:
+        return len(await self.w3.eth.get_code(self.w3.to_checksum_address(address))) > 0

@@ -1,0 +1,81 @@
+"""Every SQL query of the chain context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.chain.models import (
+    ChainDeployment,
+    ChainOperation,
+    ChainOperationParty,
+    OperationStatus,
+)
+
+
+async def deployments(session: AsyncSession, chain_id: int) -> Sequence[ChainDeployment]:
+    query = select(ChainDeployment).where(ChainDeployment.chain_id == chain_id)
+    return (await session.scalars(query)).all()
+
+
+async def operation_by_key(session: AsyncSession, key: str) -> ChainOperation | None:
+    return await session.scalar(select(ChainOperation).where(ChainOperation.idempotency_key == key))
+
+
+async def operation(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation | None:
+    return await session.get(ChainOperation, operation_id)
+
+
+async def operations_in_status(
+    session: AsyncSession, *, chain_id: int, signer: str, status: OperationStatus, limit: int
+) -> Sequence[ChainOperation]:
+    query = (
+        select(ChainOperation)
+        .where(
+            ChainOperation.chain_id == chain_id,
+            ChainOperation.signer == signer,
+            ChainOperation.status == status,
+        )
+        .order_by(ChainOperation.nonce, ChainOperation.created_at, ChainOperation.id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def highest_nonce(session: AsyncSession, *, chain_id: int, signer: str) -> int | None:
+    query = select(func.max(ChainOperation.nonce)).where(
+        ChainOperation.chain_id == chain_id, ChainOperation.signer == signer
+    )
+    value = await session.scalar(query)
+    return int(value) if value is not None else None
+
+
+async def operations_of_address(
+    session: AsyncSession, address: str, *, limit: int
+) -> Sequence[ChainOperation]:
+    query = (
+        select(ChainOperation)
+        .join(ChainOperationParty, ChainOperationParty.operation_id == ChainOperation.id)
+        .where(ChainOperationParty.address == address)
+        .order_by(ChainOperation.created_at.desc(), ChainOperation.id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def open_operations_of_address(
+    session: AsyncSession, address: str, token: str
+) -> Sequence[ChainOperation]:
+    query = (
+        select(ChainOperation)
+        .join(ChainOperationParty, ChainOperationParty.operation_id == ChainOperation.id)
+        .where(
+            ChainOperationParty.address == address,
+            ChainOperation.token == token,
+            ChainOperation.status.in_([OperationStatus.QUEUED, OperationStatus.SENT]),
+        )
+    )
+    return (await session.scalars(query)).all()

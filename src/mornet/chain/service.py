@@ -1,0 +1,228 @@
+"""Chain rules: deployments per chain, and the idempotent outbox of token operations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from eth_utils.crypto import keccak
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.chain import repository
+from mornet.chain.client import ChainClient
+from mornet.chain.contracts import DECIMALS, MAX_BATCH, TOKENS
+from mornet.chain.models import (
+    ChainDeployment,
+    ChainOperation,
+    ChainOperationParty,
+    OperationKind,
+    OperationStatus,
+)
+from mornet.chain.submitter import Submitter
+from mornet.db import utcnow
+from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
+
+UNIT = Decimal(10) ** DECIMALS
+
+
+class ChainStateMismatch(MornetError):
+    status = 503
+    code = "chain_state_mismatch"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this idempotency key was already used for a different request")
+
+
+@dataclass(frozen=True)
+class Move:
+    """One account's part in an operation, in base units (10^-18 of a token)."""
+
+    amount: int
+    sender: str | None = None
+    receiver: str | None = None
+
+    def as_item(self) -> dict[str, Any]:
+        return {"from": self.sender, "to": self.receiver, "amount": str(self.amount)}
+
+
+def to_base_units(amount: Decimal) -> int:
+    """A positive token amount with at most 18 decimals, as an integer of base units."""
+    if not amount.is_finite() or amount <= 0:
+        raise ValidationFailed("amount must be a positive number", code="invalid_amount")
+    scaled = amount * UNIT
+    if scaled != scaled.to_integral_value():
+        raise ValidationFailed(
+            f"amount has more than {DECIMALS} decimal places", code="invalid_amount"
+        )
+    return int(scaled)
+
+
+def from_base_units(value: int) -> Decimal:
+    return (Decimal(value) / UNIT).normalize() if value else Decimal(0)
+
+
+def batch_id_for(idempotency_key: str) -> str:
+    return "0x" + keccak(text=idempotency_key).hex()
+
+
+async def ensure_deployed(session: AsyncSession, client: ChainClient) -> dict[str, str]:
+    """The token contracts on this chain, deploying what is missing (first start)."""
+    recorded = {d.token: d for d in await repository.deployments(session, client.chain_id)}
+    for deployment in recorded.values():
+        if not await client.has_code(deployment.address):
+            raise ChainStateMismatch(
+                f"{deployment.token} is recorded at {deployment.address} on chain "
+                f"{client.chain_id}, but no contract is there: the chain was reset or the "
+                "database belongs to another chain",
+            )
+    for symbol, name in TOKENS.items():
+        if symbol in recorded:
+            continue
+        address, tx_hash = await client.deploy_token(name, symbol)
+        deployment = ChainDeployment(
+            chain_id=client.chain_id,
+            token=symbol,
+            address=address,
+            tx_hash=tx_hash,
+            deployed_at=utcnow(),
+        )
+        session.add(deployment)
+        await session.flush()
+        recorded[symbol] = deployment
+    return {symbol: recorded[symbol].address for symbol in TOKENS}
+
+
+async def contract_addresses(session: AsyncSession, chain_id: int) -> dict[str, str]:
+    return {d.token: d.address for d in await repository.deployments(session, chain_id)}
+
+
+def _request_hash(token: str, kind: OperationKind, moves: Sequence[Move]) -> str:
+    canonical = json.dumps(
+        {"token": token, "kind": str(kind), "items": [m.as_item() for m in moves]}, sort_keys=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    chain_id: int,
+    signer: str,
+    token: str,
+    kind: OperationKind,
+    moves: Sequence[Move],
+    idempotency_key: str,
+    requested_by: uuid.UUID | None = None,
+) -> tuple[ChainOperation, bool]:
+    """Record an operation once per idempotency key. Returns (operation, created). The same
+    key with the same content returns the first operation; with other content it is refused."""
+    if token not in TOKENS:
+        raise ValidationFailed(
+            f"unknown token {token!r}: one of {', '.join(TOKENS)}", code="unknown_token"
+        )
+    if not 0 < len(moves) <= MAX_BATCH:
+        raise ValidationFailed(f"a batch moves 1 to {MAX_BATCH} accounts", code="batch_size")
+    if not idempotency_key.strip():
+        raise ValidationFailed("an idempotency key is required", code="idempotency_key_missing")
+    digest = _request_hash(token, kind, moves)
+    existing = await repository.operation_by_key(session, idempotency_key)
+    if existing is not None:
+        if existing.request_hash != digest:
+            raise IdempotencyKeyReused()
+        return existing, False
+    operation = ChainOperation(
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        chain_id=chain_id,
+        token=token,
+        kind=kind,
+        batch_id=batch_id_for(idempotency_key),
+        items=[m.as_item() for m in moves],
+        status=OperationStatus.QUEUED,
+        signer=signer,
+        attempts=0,
+        requested_by=requested_by,
+        created_at=utcnow(),
+    )
+    parties = {a for m in moves for a in (m.sender, m.receiver) if a}
+    try:
+        async with session.begin_nested():
+            session.add(operation)
+            await session.flush()
+            session.add_all(
+                ChainOperationParty(operation_id=operation.id, address=a) for a in parties
+            )
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won the insert: answer as a retry would.
+        existing = await repository.operation_by_key(session, idempotency_key)
+        if existing is None:
+            raise
+        if existing.request_hash != digest:
+            raise IdempotencyKeyReused() from None
+        return existing, False
+    return operation, True
+
+
+async def get_operation(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation:
+    operation = await repository.operation(session, operation_id)
+    if operation is None:
+        raise NotFound("no such operation", code="operation_not_found")
+    return operation
+
+
+async def operations_of(
+    session: AsyncSession, address: str, *, limit: int = 100
+) -> Sequence[ChainOperation]:
+    return await repository.operations_of_address(session, address, limit=limit)
+
+
+async def pending_debits(session: AsyncSession, address: str, token: str) -> int:
+    """Base units leaving `address` in operations not yet final (reserved against balance)."""
+    total = 0
+    for operation in await repository.open_operations_of_address(session, address, token):
+        total += sum(int(i["amount"]) for i in operation.items if i["from"] == address)
+    return total
+
+
+@dataclass
+class ChainHandle:
+    """What the running platform holds of the chain: the connection, the contract addresses
+    and the submitter that owns the operator key."""
+
+    client: ChainClient
+    contracts: dict[str, str]
+    submitter: Submitter
+
+    @property
+    def chain_id(self) -> int:
+        return self.client.chain_id
+
+    @property
+    def signer(self) -> str:
+        return self.client.operator.address
+
+    async def balance_of(self, token: str, address: str) -> int:
+        contract = self.client.token(self.contracts[token])
+        balance: int = await contract.functions.balanceOf(
+            self.client.w3.to_checksum_address(address)
+        ).call()
+        return balance
+
+    async def total_supply(self, token: str) -> int:
+        supply: int = await self.client.token(self.contracts[token]).functions.totalSupply().call()
+        return supply
+
+
+async def operation_for_key(session: AsyncSession, idempotency_key: str) -> ChainOperation | None:
+    return await repository.operation_by_key(session, idempotency_key)

@@ -1,0 +1,225 @@
+"""The one submitter of a signing key: turns queued operations into transactions exactly once.
+
+Each step is durable before the next begins:
+1. sign: pick the next nonce, sign, and commit the raw transaction with the operation (status
+   `sent`) — before anything leaves the process;
+2. broadcast the stored raw transaction;
+3. confirm: read the receipt; once deep enough, mark the operation `confirmed` (or `failed`
+   if it reverted).
+A crash anywhere leaves an operation `queued` (nothing signed: sign again) or `sent` (the same
+raw transaction, same nonce, is broadcast again until its receipt appears), so a move is never
+lost and never doubled; the contract's batch id refuses a second execution besides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import structlog
+from hexbytes import HexBytes
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from web3.contract.async_contract import AsyncContractFunction
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
+from web3.types import Nonce, TxParams
+
+from mornet.chain import repository
+from mornet.chain.client import ChainClient
+from mornet.chain.models import ChainOperation, OperationKind, OperationStatus
+from mornet.db import unit_of_work, utcnow
+
+log = structlog.get_logger(__name__)
+
+# Broadcast answers that mean "the node has it, or had it": the receipt decides.
+_BENIGN_BROADCAST_ERRORS = (
+    "already known",
+    "nonce too low",
+    "known transaction",
+    "already imported",
+)
+
+
+class Submitter:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        client: ChainClient,
+        contracts: dict[str, str],
+        *,
+        confirmations: int = 0,
+    ) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.contracts = contracts
+        self.confirmations = confirmations
+        self.signer = client.operator.address
+        self.wake = asyncio.Event()
+
+    def _call(self, operation: ChainOperation) -> AsyncContractFunction:
+        token = self.client.token(self.contracts[operation.token])
+        batch_id = HexBytes(operation.batch_id)
+        to_checksum = self.client.w3.to_checksum_address
+        amounts = [int(i["amount"]) for i in operation.items]
+        if operation.kind == OperationKind.MINT:
+            receivers = [to_checksum(i["to"]) for i in operation.items]
+            return token.functions.mint_batch(batch_id, receivers, amounts)
+        senders = [to_checksum(i["from"]) for i in operation.items]
+        if operation.kind == OperationKind.BURN:
+            return token.functions.burn_batch(batch_id, senders, amounts)
+        receivers = [to_checksum(i["to"]) for i in operation.items]
+        return token.functions.transfer_batch(batch_id, senders, receivers, amounts)
+
+    async def sign_next(self) -> uuid.UUID | None:
+        """Sign the oldest queued operation and commit it as `sent`. Returns its id, or None
+        when nothing is queued. An operation the chain would reject fails here, unsent."""
+        async with unit_of_work(self.sessions) as session:
+            queued = await repository.operations_in_status(
+                session,
+                chain_id=self.client.chain_id,
+                signer=self.signer,
+                status=OperationStatus.QUEUED,
+                limit=1,
+            )
+            if not queued:
+                return None
+            operation = queued[0]
+            call = self._call(operation)
+            try:
+                gas = await call.estimate_gas({"from": self.signer}, block_identifier="pending")
+            except ContractLogicError as exc:
+                operation.status = OperationStatus.FAILED
+                operation.error = f"rejected by the contract: {exc.message or exc}"[:1000]
+                operation.finished_at = utcnow()
+                log.warning("chain.operation_rejected", id=str(operation.id), error=operation.error)
+                return operation.id
+            highest = await repository.highest_nonce(
+                session, chain_id=self.client.chain_id, signer=self.signer
+            )
+            chain_nonce = await self.client.w3.eth.get_transaction_count(self.signer, "pending")
+            nonce = max(chain_nonce, (highest + 1) if highest is not None else 0)
+            params: TxParams = {
+                "from": self.signer,
+                "nonce": Nonce(nonce),
+                "gas": gas * 6 // 5 + 20_000,
+                "gasPrice": await self.client.w3.eth.gas_price,
+                "chainId": self.client.chain_id,
+            }
+            tx = await call.build_transaction(params)
+            signed = self.client.operator.sign_transaction(tx)  # type: ignore[arg-type]
+            operation.nonce = nonce
+            operation.raw_tx = signed.raw_transaction.to_0x_hex()
+            operation.tx_hash = signed.hash.to_0x_hex()
+            operation.status = OperationStatus.SENT
+            operation.sent_at = utcnow()
+            operation.attempts += 1
+            return operation.id
+
+    async def broadcast(self, operation_id: uuid.UUID) -> None:
+        async with self.sessions() as session:
+            operation = await repository.operation(session, operation_id)
+            if (
+                operation is None
+                or operation.status != OperationStatus.SENT
+                or not operation.raw_tx
+            ):
+                return
+            raw = HexBytes(operation.raw_tx)
+        await self._send_raw(raw, operation_id)
+
+    async def _send_raw(self, raw: HexBytes, operation_id: uuid.UUID) -> None:
+        try:
+            await self.client.w3.eth.send_raw_transaction(raw)
+        except (Web3Exception, ValueError) as exc:
+            if not any(marker in str(exc).lower() for marker in _BENIGN_BROADCAST_ERRORS):
+                log.warning("chain.broadcast_failed", id=str(operation_id), error=str(exc))
+
+    async def confirm_sent(self) -> int:
+        """Settle `sent` operations from their receipts; re-broadcast the ones the node lost.
+        Returns how many became final."""
+        finished = 0
+        async with unit_of_work(self.sessions) as session:
+            sent = await repository.operations_in_status(
+                session,
+                chain_id=self.client.chain_id,
+                signer=self.signer,
+                status=OperationStatus.SENT,
+                limit=500,
+            )
+            if not sent:
+                return 0
+            head = await self.client.w3.eth.block_number
+            confirmed_nonce = await self.client.w3.eth.get_transaction_count(self.signer, "latest")
+            for operation in sent:
+                assert operation.tx_hash is not None
+                assert operation.raw_tx is not None
+                try:
+                    receipt = await self.client.w3.eth.get_transaction_receipt(
+                        HexBytes(operation.tx_hash)
+                    )
+                except TransactionNotFound:
+                    if operation.nonce is not None and operation.nonce < confirmed_nonce:
+                        # Our nonce was used by a transaction that is not ours.
+                        operation.status = OperationStatus.FAILED
+                        operation.error = "the nonce was consumed by another transaction"
+                        operation.finished_at = utcnow()
+                        finished += 1
+                        log.error("chain.nonce_taken", id=str(operation.id), nonce=operation.nonce)
+                    else:
+                        await self._send_raw(HexBytes(operation.raw_tx), operation.id)
+                    continue
+                if head - receipt["blockNumber"] < self.confirmations:
+                    continue
+                operation.block_number = receipt["blockNumber"]
+                operation.finished_at = utcnow()
+                if receipt["status"] == 1:
+                    operation.status = OperationStatus.CONFIRMED
+                else:
+                    operation.status = OperationStatus.FAILED
+                    operation.error = "the transaction reverted on chain"
+                finished += 1
+        return finished
+
+    async def run_once(self) -> int:
+        """One round: settle what was sent, then sign and send everything queued."""
+        progressed = await self.confirm_sent()
+        while (operation_id := await self.sign_next()) is not None:
+            await self.broadcast(operation_id)
+            progressed += 1
+        return progressed + await self.confirm_sent()
+
+    async def drain(self, max_seconds: float = 60) -> None:
+        """Run until no operation of this signer is queued or sent (tests, benchmarks, CLI)."""
+        deadline = asyncio.get_running_loop().time() + max_seconds
+        while True:
+            await self.run_once()
+            async with self.sessions() as session:
+                open_ops = [
+                    op
+                    for status in (OperationStatus.QUEUED, OperationStatus.SENT)
+                    for op in await repository.operations_in_status(
+                        session,
+                        chain_id=self.client.chain_id,
+                        signer=self.signer,
+                        status=status,
+                        limit=1,
+                    )
+                ]
+            if not open_ops:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("chain operations still open after the drain timeout")
+            await asyncio.sleep(0.05)
+
+    async def run_forever(self, idle_seconds: float = 0.5) -> None:
+        """The embedded mode's background loop; `wake` cuts the idle wait short."""
+        while True:
+            try:
+                progressed = await self.run_once()
+            except Exception:
+                log.exception("chain.submitter_round_failed")
+                progressed = 0
+            if not progressed:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=idle_seconds)

@@ -1,0 +1,1 @@
+"""Token engine: minting and burning on request (idempotent), and the GCM index."""

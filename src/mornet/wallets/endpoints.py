@@ -1,0 +1,47 @@
+"""REST routes of the wallets context: always the caller's own wallet."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from mornet.dependencies import CurrentUser, RuntimeDep, SessionDep
+from mornet.tokens.schemas import OperationOut
+from mornet.wallets import service
+from mornet.wallets.schemas import HistoryEntryOut, TransferRequest, WalletOut
+
+router = APIRouter(tags=["wallets"])
+
+
+@router.get("/wallet")
+async def read_wallet(user: CurrentUser, session: SessionDep, runtime: RuntimeDep) -> WalletOut:
+    wallet = await service.wallet_of(session, user.id)
+    return WalletOut(address=wallet.address, balances=await service.balances(runtime.chain, wallet))
+
+
+@router.get("/wallet/transactions")
+async def wallet_transactions(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[HistoryEntryOut]:
+    wallet = await service.wallet_of(session, user.id)
+    entries = await service.history(session, wallet, limit=limit)
+    return [HistoryEntryOut.model_validate(e, from_attributes=True) for e in entries]
+
+
+@router.post("/wallet/transfers", status_code=status.HTTP_202_ACCEPTED)
+async def transfer(
+    body: TransferRequest, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+) -> OperationOut:
+    operation = await service.transfer(
+        session,
+        runtime.chain,
+        user_id=user.id,
+        token=body.token,
+        to=body.to,
+        amount=body.amount,
+        idempotency_key=body.idempotency_key,
+    )
+    return OperationOut.of(operation)

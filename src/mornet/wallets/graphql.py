@@ -1,0 +1,103 @@
+"""GraphQL types, queries and mutations of the wallets context."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+
+from mornet.graphql import Info, validated
+from mornet.wallets import service
+from mornet.wallets.schemas import TransferRequest
+
+
+@strawberry.type(name="TokenBalance")
+class BalanceType:
+    token: str
+    amount: Decimal
+
+
+@strawberry.type(name="WalletEntry")
+class EntryType:
+    operation_id: uuid.UUID
+    kind: str
+    token: str
+    direction: str
+    amount: Decimal
+    counterparty: str | None
+    status: str
+    tx_hash: str | None
+    created_at: datetime
+
+
+@strawberry.type(name="Wallet")
+class WalletType:
+    address: str
+    balances: list[BalanceType]
+    transactions: list[EntryType]
+
+
+@strawberry.type(name="TransferResult")
+class TransferType:
+    operation_id: uuid.UUID
+    status: str
+    token: str
+    amount: Decimal
+
+
+@strawberry.type
+class WalletsQuery:
+    @strawberry.field(description="The caller's wallet: address, balances from the chain, history.")
+    async def wallet(self, info: Info) -> WalletType:
+        user = await info.context.user()
+        session = info.context.session
+        wallet = await service.wallet_of(session, user.id)
+        balances = await service.balances(info.context.runtime.chain, wallet)
+        entries = await service.history(session, wallet)
+        return WalletType(
+            address=wallet.address,
+            balances=[BalanceType(token=t, amount=a) for t, a in balances.items()],
+            transactions=[
+                EntryType(
+                    operation_id=e.operation_id,
+                    kind=e.kind,
+                    token=e.token,
+                    direction=e.direction,
+                    amount=e.amount,
+                    counterparty=e.counterparty,
+                    status=e.status,
+                    tx_hash=e.tx_hash,
+                    created_at=e.created_at,
+                )
+                for e in entries
+            ],
+        )
+
+
+@strawberry.type
+class WalletsMutation:
+    @strawberry.mutation(description="Send tokens to an email or address; the platform pays gas.")
+    async def transfer(
+        self, info: Info, token: str, to: str, amount: Decimal, idempotency_key: str
+    ) -> TransferType:
+        user = await info.context.user()
+        body = validated(
+            TransferRequest, token=token, to=to, amount=amount, idempotency_key=idempotency_key
+        )
+        operation = await service.transfer(
+            info.context.session,
+            info.context.runtime.chain,
+            user_id=user.id,
+            token=body.token,
+            to=body.to,
+            amount=body.amount,
+            idempotency_key=body.idempotency_key,
+        )
+        return TransferType(
+            operation_id=operation.id,
+            status=str(operation.status),
+            token=operation.token,
+            amount=body.amount,
+        )

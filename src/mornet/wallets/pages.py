@@ -1,0 +1,96 @@
+"""The wallet page: balances, history, and the send form."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from mornet.chain.contracts import TOKENS
+from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.errors import MornetError, ValidationFailed
+from mornet.identity.models import User
+from mornet.wallets import service
+from mornet.web.pages import CsrfChecked, FormFailure, PageUser, failure, redirect, render
+
+router = APIRouter(include_in_schema=False)
+
+
+async def _page(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: User,
+    *,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    wallet = await service.wallet_of(session, user.id)
+    try:
+        balances = await service.balances(runtime.chain, wallet)
+        chain_error = None
+    except MornetError as exc:
+        balances, chain_error = {}, exc.message
+    return render(
+        request,
+        "wallets/wallet.html",
+        {
+            "wallet": wallet,
+            "balances": balances,
+            "chain_error": chain_error,
+            "history": await service.history(session, wallet, limit=50),
+            "tokens": list(TOKENS),
+            "form": form or {},
+            "error": error,
+            # A fresh key per form view: a double submit of the same form sends once.
+            "transfer_key": uuid.uuid4().hex,
+        },
+        user=user,
+        status_code=status_code,
+    )
+
+
+@router.get("/wallet")
+async def wallet_page(
+    request: Request, user: PageUser, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    return await _page(request, session, runtime, user)
+
+
+@router.post("/wallet/transfers", dependencies=[CsrfChecked])
+async def send(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    token: Annotated[str, Form()] = "",
+    to: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "",
+    idempotency_key: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"token": token, "to": to, "amount": amount}
+    try:
+        try:
+            value = Decimal(amount.strip().replace(",", "."))
+        except InvalidOperation as exc:
+            raise ValidationFailed(f"amount: {amount!r} is not a number") from exc
+        await service.transfer(
+            session,
+            runtime.chain,
+            user_id=user.id,
+            token=token.strip().upper(),
+            to=to,
+            amount=value,
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+        )
+    except FormFailure as exc:
+        # Nothing was queued: every check runs before the transfer is recorded.
+        message, status = failure(exc)
+        return await _page(
+            request, session, runtime, user, form=form, error=message, status_code=status
+        )
+    return redirect("/wallet")

@@ -1,0 +1,34 @@
+"""Every SQL query of the wallets context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.wallets.models import Wallet
+
+
+async def of_user(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> Wallet | None:
+    query = select(Wallet).where(Wallet.user_id == user_id)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def by_address(session: AsyncSession, address: str) -> Wallet | None:
+    return await session.scalar(select(Wallet).where(Wallet.address == address))
+
+
+async def by_addresses(session: AsyncSession, addresses: Sequence[str]) -> Sequence[Wallet]:
+    if not addresses:
+        return []
+    return (await session.scalars(select(Wallet).where(Wallet.address.in_(addresses)))).all()
+
+
+async def owners(session: AsyncSession) -> set[uuid.UUID]:
+    return set((await session.scalars(select(Wallet.user_id))).all())

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from mornet.tokens.schemas import IdempotencyKey, TokenSymbol
+
+
+class WalletOut(BaseModel):
+    address: str
+    balances: dict[str, Decimal]
+    """Token → balance read from the chain."""
+
+
+class HistoryEntryOut(BaseModel):
+    operation_id: uuid.UUID
+    kind: str
+    token: str
+    direction: str
+    amount: Decimal
+    counterparty: str | None
+    status: str
+    tx_hash: str | None
+    created_at: datetime
+
+
+class TransferRequest(BaseModel):
+    token: TokenSymbol
+    to: str = Field(max_length=320, description="The receiver's email or address")
+    amount: Decimal
+    idempotency_key: IdempotencyKey

@@ -1,0 +1,206 @@
+"""Wallet rules: one custodial EOA per user, balances from the chain, relayed transfers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from eth_account import Account
+from eth_utils.address import is_address, to_checksum_address
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.chain import service as chain
+from mornet.chain.contracts import TOKENS
+from mornet.chain.models import ChainOperation, OperationKind
+from mornet.db import utcnow
+from mornet.errors import MornetError, NotFound, ValidationFailed
+from mornet.identity import service as identity
+from mornet.wallets import repository
+from mornet.wallets.crypto import WalletCipher
+from mornet.wallets.models import Wallet
+
+
+class ChainUnavailable(MornetError):
+    status = 503
+    code = "chain_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the chain is not connected; try again shortly")
+
+
+class InsufficientBalance(ValidationFailed):
+    code = "insufficient_balance"
+
+
+def _binding(user_id: uuid.UUID, address: str) -> str:
+    return f"{user_id}:{address}"
+
+
+async def open_wallet(session: AsyncSession, *, user_id: uuid.UUID, cipher: WalletCipher) -> Wallet:
+    """The user's wallet, created with a fresh key if they have none yet."""
+    existing = await repository.of_user(session, user_id)
+    if existing is not None:
+        return existing
+    account = Account.create()
+    wallet = Wallet(
+        user_id=user_id,
+        address=account.address,
+        encrypted_key=cipher.encrypt(
+            bytes(account.key), binding=_binding(user_id, account.address)
+        ),
+        created_at=utcnow(),
+    )
+    session.add(wallet)
+    await session.flush()
+    return wallet
+
+
+async def open_missing_wallets(
+    session: AsyncSession, *, user_ids: Iterable[uuid.UUID], cipher: WalletCipher
+) -> int:
+    """Give every listed user without a wallet one (users who predate wallets)."""
+    have = await repository.owners(session)
+    created = 0
+    for user_id in user_ids:
+        if user_id not in have:
+            await open_wallet(session, user_id=user_id, cipher=cipher)
+            created += 1
+    return created
+
+
+async def wallet_of(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
+    wallet = await repository.of_user(session, user_id)
+    if wallet is None:
+        raise NotFound("this user has no wallet yet", code="wallet_not_found")
+    return wallet
+
+
+def unlock_key(wallet: Wallet, cipher: WalletCipher) -> bytes:
+    """The wallet's private key, for signing inside the platform only (never returned)."""
+    return cipher.decrypt(wallet.encrypted_key, binding=_binding(wallet.user_id, wallet.address))
+
+
+def _require(handle: chain.ChainHandle | None) -> chain.ChainHandle:
+    if handle is None:
+        raise ChainUnavailable()
+    return handle
+
+
+async def balances(handle: chain.ChainHandle | None, wallet: Wallet) -> dict[str, Decimal]:
+    live = _require(handle)
+    return {
+        token: chain.from_base_units(await live.balance_of(token, wallet.address))
+        for token in TOKENS
+    }
+
+
+async def resolve_address(session: AsyncSession, account: str) -> str:
+    """An address from a user id, an email, or an address."""
+    account = account.strip()
+    if is_address(account):
+        return to_checksum_address(account)
+    try:
+        user_id = uuid.UUID(account)
+    except ValueError:
+        user = await identity.user_by_email(session, account) if "@" in account else None
+        if user is None:
+            raise ValidationFailed(
+                f"{account!r} is neither a known user, an email of one, nor an address",
+                code="unknown_account",
+            ) from None
+        user_id = user.id
+    return (await wallet_of(session, user_id)).address
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    operation_id: uuid.UUID
+    kind: str
+    token: str
+    direction: str
+    """in or out, from the wallet's point of view."""
+    amount: Decimal
+    counterparty: str | None
+    status: str
+    tx_hash: str | None
+    created_at: datetime
+
+
+def _entries(operation: ChainOperation, address: str) -> list[HistoryEntry]:
+    entries = []
+    for item in operation.items:
+        if address not in (item["from"], item["to"]):
+            continue
+        outgoing = item["from"] == address
+        entries.append(
+            HistoryEntry(
+                operation_id=operation.id,
+                kind=str(operation.kind),
+                token=operation.token,
+                direction="out" if outgoing else "in",
+                amount=chain.from_base_units(int(item["amount"])),
+                counterparty=item["to"] if outgoing else item["from"],
+                status=str(operation.status),
+                tx_hash=operation.tx_hash,
+                created_at=operation.created_at,
+            )
+        )
+    return entries
+
+
+async def history(session: AsyncSession, wallet: Wallet, *, limit: int = 100) -> list[HistoryEntry]:
+    operations = await chain.operations_of(session, wallet.address, limit=limit)
+    return [entry for op in operations for entry in _entries(op, wallet.address)]
+
+
+async def transfer(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    user_id: uuid.UUID,
+    token: str,
+    to: str,
+    amount: Decimal,
+    idempotency_key: str,
+) -> ChainOperation:
+    """Queue a relayed transfer after checking the balance left once pending moves are
+    reserved. Nothing is queued when the balance is short."""
+    live = _require(handle)
+    if token not in TOKENS:
+        raise ValidationFailed(f"unknown token {token!r}", code="unknown_token")
+    units = chain.to_base_units(amount)
+    # Locked so two transfers from one wallet cannot both spend the same balance.
+    wallet = await repository.of_user(session, user_id, lock=True)
+    if wallet is None:
+        raise NotFound("this user has no wallet yet", code="wallet_not_found")
+    receiver = await resolve_address(session, to)
+    if receiver == wallet.address:
+        raise ValidationFailed("a transfer to your own wallet moves nothing", code="self_transfer")
+    # A retry of a transfer that was already accepted is answered without a new check.
+    scoped_key = f"transfer:{user_id}:{idempotency_key}"
+    move = chain.Move(amount=units, sender=wallet.address, receiver=receiver)
+    available = await live.balance_of(token, wallet.address) - await chain.pending_debits(
+        session, wallet.address, token
+    )
+    existing_ok = await chain.operation_for_key(session, scoped_key)
+    if existing_ok is None and units > available:
+        raise InsufficientBalance(
+            f"not enough {token}: {chain.from_base_units(max(available, 0))} available, "
+            f"{amount} requested"
+        )
+    operation, created = await chain.enqueue(
+        session,
+        chain_id=live.chain_id,
+        signer=live.signer,
+        token=token,
+        kind=OperationKind.TRANSFER,
+        moves=[move],
+        idempotency_key=scoped_key,
+        requested_by=user_id,
+    )
+    if created:
+        live.submitter.wake.set()
+    return operation

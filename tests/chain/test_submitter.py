@@ -1,0 +1,161 @@
+"""Exactly-once on-chain moves: the submitter stopped at every step and started again."""
+
+from __future__ import annotations
+
+import uuid
+
+from eth_account import Account
+from hexbytes import HexBytes
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.chain import service as chain_service
+from mornet.chain.models import ChainOperation, OperationKind, OperationStatus
+from mornet.chain.service import ChainHandle
+from mornet.chain.submitter import Submitter
+from mornet.config import Settings
+from mornet.db import unit_of_work
+from mornet.runtime import Runtime
+
+UNIT = 10**18
+
+
+async def _queue_mint(runtime: Runtime, handle: ChainHandle, receiver: str, key: str) -> uuid.UUID:
+    async with unit_of_work(runtime.sessions) as session:
+        operation, created = await chain_service.enqueue(
+            session,
+            chain_id=handle.chain_id,
+            signer=handle.signer,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[chain_service.Move(amount=5 * UNIT, receiver=receiver)],
+            idempotency_key=key,
+        )
+        assert created
+        return operation.id
+
+
+def _restarted(runtime: Runtime, handle: ChainHandle) -> Submitter:
+    """A new submitter process: nothing but the database and the chain carry over."""
+    return Submitter(runtime.sessions, handle.client, handle.contracts)
+
+
+async def _load(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation:
+    session.expire_all()
+    return await chain_service.get_operation(session, operation_id)
+
+
+async def test_killed_after_signing_before_sending(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receiver = Account.create().address
+    operation_id = await _queue_mint(runtime, chain, receiver, "crash-before-send")
+    assert await chain.submitter.sign_next() == operation_id  # …and the process dies here
+    signed = await _load(session, operation_id)
+    assert signed.status == OperationStatus.SENT
+    assert await chain.balance_of("GCC", receiver) == 0
+
+    await _restarted(runtime, chain).drain()
+    done = await _load(session, operation_id)
+    assert done.status == OperationStatus.CONFIRMED
+    assert done.tx_hash == signed.tx_hash
+    assert done.nonce == signed.nonce
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+    assert await chain.total_supply("GCC") == 5 * UNIT
+
+
+async def test_killed_between_send_and_receipt(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receiver = Account.create().address
+    operation_id = await _queue_mint(runtime, chain, receiver, "crash-before-receipt")
+    assert await chain.submitter.sign_next() == operation_id
+    await chain.submitter.broadcast(operation_id)  # mined; the process dies before the receipt
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+    assert (await _load(session, operation_id)).status == OperationStatus.SENT
+
+    restarted = _restarted(runtime, chain)
+    await restarted.drain()
+    await restarted.drain()
+    done = await _load(session, operation_id)
+    assert done.status == OperationStatus.CONFIRMED
+    assert done.attempts == 1
+    assert done.block_number is not None
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+    assert await chain.total_supply("GCC") == 5 * UNIT
+
+
+async def test_a_rebroadcast_of_the_same_transaction_moves_nothing_twice(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receiver = Account.create().address
+    operation_id = await _queue_mint(runtime, chain, receiver, "rebroadcast")
+    await chain.submitter.sign_next()
+    for _ in range(3):
+        await chain.submitter.broadcast(operation_id)
+    await chain.submitter.drain()
+    raw = HexBytes((await _load(session, operation_id)).raw_tx or "")
+    await chain.submitter._send_raw(raw, operation_id)  # a late duplicate from the network
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+
+
+async def test_a_database_restored_from_before_the_move_cannot_repeat_it(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receiver = Account.create().address
+    operation_id = await _queue_mint(runtime, chain, receiver, "restored")
+    await chain.submitter.drain()
+    # A backup from before the send is restored: the outbox thinks nothing was sent.
+    async with unit_of_work(runtime.sessions) as writer:
+        operation = await chain_service.get_operation(writer, operation_id)
+        operation.status = OperationStatus.QUEUED
+        operation.nonce = operation.tx_hash = operation.raw_tx = None
+    await _restarted(runtime, chain).drain()
+    again = await _load(session, operation_id)
+    assert again.status == OperationStatus.FAILED
+    assert "batch already executed" in (again.error or "")
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+    assert await chain.total_supply("GCC") == 5 * UNIT
+
+
+async def test_operations_go_out_in_order_with_consecutive_nonces(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receivers = [Account.create().address for _ in range(5)]
+    ids = [await _queue_mint(runtime, chain, r, f"ordered-{i}") for i, r in enumerate(receivers)]
+    await chain.submitter.drain()
+    nonces = [(await _load(session, i)).nonce for i in ids]
+    assert nonces == list(range(nonces[0] or 0, (nonces[0] or 0) + 5))
+    for receiver in receivers:
+        assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+
+
+async def test_balances_survive_a_restart_of_the_embedded_chain(
+    tmp_path: object, database_url: str
+) -> None:
+    from pathlib import Path
+
+    from tests.conftest import free_port
+
+    data_dir = Path(str(tmp_path)) / "embedded"
+    settings = Settings(data_dir=data_dir, database_url=database_url, anvil_port=free_port())
+    receiver = Account.create().address
+
+    first = Runtime.from_settings(settings)
+    try:
+        handle = await first.start_chain(run_submitter=False)
+        contracts = dict(handle.contracts)
+        await _queue_mint(first, handle, receiver, "persisted")
+        await handle.submitter.drain()
+        assert await handle.balance_of("GCC", receiver) == 5 * UNIT
+    finally:
+        await first.close()  # stops anvil, which writes its state to the data directory
+    assert (data_dir / "chain" / "anvil-state.json").exists()
+
+    second = Runtime.from_settings(settings)
+    try:
+        handle = await second.start_chain(run_submitter=False)
+        assert handle.contracts == contracts  # found, not redeployed
+        assert await handle.balance_of("GCC", receiver) == 5 * UNIT
+        assert await handle.total_supply("GCC") == 5 * UNIT
+    finally:
+        await second.close()
