@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,3 +69,26 @@ def test_up_refuses_to_start_in_production_with_a_placeholder_secret(tmp_path: P
     assert result.returncode == 2
     assert "MORNET_JWT_SECRET must be set to a real secret" in result.stderr
     assert not (tmp_path / "mornet.db").exists()
+
+
+def test_chain_deploy_then_status_on_a_configured_node(
+    database_url: str, tmp_path: Path, anvil: object
+) -> None:
+    from mornet.chain.node import LocalNode
+
+    assert isinstance(anvil, LocalNode)
+    env = {
+        "MORNET_DATA_DIR": str(tmp_path / "data"),
+        "MORNET_DATABASE_URL": database_url,
+        "MORNET_CHAIN_RPC_URL": anvil.rpc_url,
+    }
+    deployed = run_cli("chain", "deploy", env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    contracts = json.loads(deployed.stdout)["contracts"]
+    assert set(contracts) == {"GCC", "E", "H", "W", "GCM"}
+    status = run_cli("chain", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    body = json.loads(status.stdout)
+    assert body["chain_id"] == 31337
+    assert body["contracts"] == contracts  # recorded per chain id: not deployed twice
+    assert body["total_supply"] == dict.fromkeys(contracts, "0")

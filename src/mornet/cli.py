@@ -29,6 +29,13 @@ if TYPE_CHECKING:  # the server stack is imported by the commands that need it
     from mornet.runtime import Runtime
 
 
+@app.callback()
+def _setup() -> None:
+    from mornet.logs import configure_logging
+
+    configure_logging()
+
+
 def _fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=2)
@@ -77,9 +84,7 @@ def up(
     import uvicorn
 
     from mornet.api import create_app
-    from mornet.logs import configure_logging
 
-    configure_logging()
     runtime = _runtime()
     console.print(
         f"MorNet on http://{host}:{port}  (data: {runtime.settings.data_dir.resolve()}, "

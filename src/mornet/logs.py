@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import structlog
 
@@ -22,5 +23,7 @@ def configure_logging(level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        # Logs go to stderr so that commands can print results (JSON) on stdout.
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -302,3 +302,16 @@ async def test_graphql_wallet_and_transfer(
         "amount": "0.5",
         "status": "confirmed",
     } in wallet["transactions"]
+
+
+async def test_users_who_predate_wallets_get_one_at_start(
+    session: AsyncSession, runtime: Runtime
+) -> None:
+    from tests.factories import create_user
+
+    older = [await create_user(session) for _ in range(3)]
+    assert await session.scalar(select(func.count()).select_from(Wallet)) == 0
+    assert await runtime.open_missing_wallets() == 3
+    assert await runtime.open_missing_wallets() == 0
+    addresses = {(await wallets.wallet_of(session, u.id)).address for u in older}
+    assert len(addresses) == 3
