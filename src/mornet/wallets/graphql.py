@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 
 import strawberry
 
 from mornet.graphql import Info, validated
 from mornet.wallets import service
-from mornet.wallets.schemas import TransferRequest
+from mornet.wallets.schemas import HistoryEntryOut, TransferRequest
 
 
 @strawberry.type(name="TokenBalance")
@@ -19,17 +18,9 @@ class BalanceType:
     amount: Decimal
 
 
-@strawberry.type(name="WalletEntry")
+@strawberry.experimental.pydantic.type(model=HistoryEntryOut, all_fields=True, name="WalletEntry")
 class EntryType:
-    operation_id: uuid.UUID
-    kind: str
-    token: str
-    direction: str
-    amount: Decimal
-    counterparty: str | None
-    status: str
-    tx_hash: str | None
-    created_at: datetime
+    """One line of a wallet's history: the REST schema, served as a GraphQL type."""
 
 
 @strawberry.type(name="Wallet")
@@ -60,17 +51,7 @@ class WalletsQuery:
             address=wallet.address,
             balances=[BalanceType(token=t, amount=a) for t, a in balances.items()],
             transactions=[
-                EntryType(
-                    operation_id=e.operation_id,
-                    kind=e.kind,
-                    token=e.token,
-                    direction=e.direction,
-                    amount=e.amount,
-                    counterparty=e.counterparty,
-                    status=e.status,
-                    tx_hash=e.tx_hash,
-                    created_at=e.created_at,
-                )
+                EntryType.from_pydantic(HistoryEntryOut.model_validate(e, from_attributes=True))
                 for e in entries
             ],
         )
