@@ -36,7 +36,9 @@ async def _queue_mint(runtime: Runtime, handle: ChainHandle, receiver: str, key:
 
 def _restarted(runtime: Runtime, handle: ChainHandle) -> Submitter:
     """A new submitter process: nothing but the database and the chain carry over."""
-    return Submitter(runtime.sessions, handle.client, handle.contracts)
+    return Submitter(
+        runtime.sessions, handle.client, handle.contracts, holder=handle.submitter.holder
+    )
 
 
 async def _load(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation:
@@ -159,3 +161,27 @@ async def test_balances_survive_a_restart_of_the_embedded_chain(
         assert await handle.total_supply("GCC") == 5 * UNIT
     finally:
         await second.close()
+
+
+async def test_only_the_lease_holder_signs_for_a_key(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receiver = Account.create().address
+    operation_id = await _queue_mint(runtime, chain, receiver, "leased")
+    assert await chain.submitter.hold_lease()
+    rival = Submitter(runtime.sessions, chain.client, chain.contracts, holder="other-host:1")
+    assert await rival.run_once() == 0
+    assert (await _load(session, operation_id)).status == OperationStatus.QUEUED
+    assert await chain.balance_of("GCC", receiver) == 0
+
+    await chain.submitter.drain()
+    assert (await _load(session, operation_id)).status == OperationStatus.CONFIRMED
+    assert not await rival.hold_lease()
+    # The holder dies and its lease runs out: another process takes over.
+    last_renewal = Submitter(
+        runtime.sessions, chain.client, chain.contracts,
+        holder=chain.submitter.holder, lease_seconds=-1,
+    )  # fmt: skip
+    assert await last_renewal.hold_lease()
+    assert await rival.hold_lease()
+    assert not await chain.submitter.hold_lease()

@@ -70,6 +70,18 @@ class ChainOperation(UUIDPrimaryKey, Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+class SubmitterLease(Base):
+    """Who may sign with a key right now: one submitter per signing key and chain, across
+    every process, or nonces would collide."""
+
+    __tablename__ = "chain_submitter_leases"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    signer: Mapped[str] = mapped_column(String(42), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ChainOperationParty(Base):
     """Which addresses an operation touches, for wallet histories."""
 

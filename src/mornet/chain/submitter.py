@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import uuid
+from datetime import timedelta
 
 import structlog
 from hexbytes import HexBytes
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web3.contract.async_contract import AsyncContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
@@ -26,7 +30,7 @@ from web3.types import Nonce, TxParams
 
 from mornet.chain import repository
 from mornet.chain.client import ChainClient
-from mornet.chain.models import ChainOperation, OperationKind, OperationStatus
+from mornet.chain.models import ChainOperation, OperationKind, OperationStatus, SubmitterLease
 from mornet.db import unit_of_work, utcnow
 
 log = structlog.get_logger(__name__)
@@ -48,6 +52,8 @@ class Submitter:
         contracts: dict[str, str],
         *,
         confirmations: int = 0,
+        holder: str | None = None,
+        lease_seconds: float = 30,
     ) -> None:
         self.sessions = sessions
         self.client = client
@@ -55,6 +61,34 @@ class Submitter:
         self.confirmations = confirmations
         self.signer = client.operator.address
         self.wake = asyncio.Event()
+        # A restarted process on the same host and port takes its lease straight back.
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = timedelta(seconds=lease_seconds)
+
+    async def hold_lease(self) -> bool:
+        """Take or renew the signing key's lease; False while another submitter holds it."""
+        now = utcnow()
+        try:
+            async with unit_of_work(self.sessions) as session:
+                key = (self.client.chain_id, self.signer)
+                lease = await session.get(SubmitterLease, key, with_for_update=True)
+                if lease is None:
+                    session.add(
+                        SubmitterLease(
+                            chain_id=key[0],
+                            signer=key[1],
+                            holder=self.holder,
+                            expires_at=now + self.lease,
+                        )
+                    )
+                elif lease.holder == self.holder or lease.expires_at < now:
+                    lease.holder = self.holder
+                    lease.expires_at = now + self.lease
+                else:
+                    return False
+        except IntegrityError:
+            return False  # another submitter inserted the lease first
+        return True
 
     def _call(self, operation: ChainOperation) -> AsyncContractFunction:
         token = self.client.token(self.contracts[operation.token])
@@ -181,7 +215,10 @@ class Submitter:
         return finished
 
     async def run_once(self) -> int:
-        """One round: settle what was sent, then sign and send everything queued."""
+        """One round: settle what was sent, then sign and send everything queued — if this
+        submitter holds the key's lease."""
+        if not await self.hold_lease():
+            return 0
         progressed = await self.confirm_sent()
         while (operation_id := await self.sign_next()) is not None:
             await self.broadcast(operation_id)

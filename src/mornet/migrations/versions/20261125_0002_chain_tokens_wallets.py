@@ -60,6 +60,14 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_chain_operations_tx_hash"), ["tx_hash"], unique=False)
 
+    op.create_table(
+        "chain_submitter_leases",
+        sa.Column("chain_id", sa.BigInteger(), nullable=False),
+        sa.Column("signer", sa.String(length=42), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("chain_id", "signer", name=op.f("pk_chain_submitter_leases")),
+    )
     parameters = op.create_table(
         "platform_parameters",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -116,6 +124,7 @@ def downgrade() -> None:
 
     op.drop_table("chain_operation_parties")
     op.drop_table("platform_parameters")
+    op.drop_table("chain_submitter_leases")
     with op.batch_alter_table("chain_operations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_chain_operations_tx_hash"))
         batch_op.drop_index("ix_chain_operations_signer_status")
