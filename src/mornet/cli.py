@@ -150,7 +150,7 @@ def chain_status() -> None:
         supplies = {t: str(from_base_units(await handle.total_supply(t))) for t in handle.contracts}
         return {
             "chain_id": handle.chain_id,
-            "rpc_url": handle.client.rpc_url,
+            "rpc_url": handle.client.public_rpc_url,
             "operator": handle.signer,
             "contracts": handle.contracts,
             "total_supply": supplies,

@@ -171,3 +171,13 @@ async def test_a_burn_beyond_the_balance_reverts_the_whole_batch(token: Token) -
         await token.send(operator, "burn_batch", batch(2), [alice, bob], [UNIT, 2 * UNIT])
     assert await token.balance(alice) == UNIT
     assert await token.contract.functions.batch_executed(batch(2)).call() is False
+
+
+def test_the_public_rpc_url_hides_credentials() -> None:
+    from unittest.mock import MagicMock
+
+    client = ChainClient(
+        w3=MagicMock(), operator=Account.create(), chain_id=80002,
+        rpc_url="https://user:secret@rpc.example.net:8443/v1?apikey=abc",
+    )  # fmt: skip
+    assert client.public_rpc_url == "https://rpc.example.net:8443/v1"

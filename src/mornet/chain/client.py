@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -28,6 +29,14 @@ class ChainClient:
         return cls(
             w3=w3, operator=Account.from_key(operator_key), chain_id=chain_id, rpc_url=rpc_url
         )
+
+    @property
+    def public_rpc_url(self) -> str:
+        """The RPC URL without credentials (user:password@ or ?key=…) for display."""
+        parts = urlsplit(self.rpc_url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     def token(self, address: str) -> AsyncContract:
         compiled: CompiledContract = compiled_token()

@@ -28,7 +28,7 @@ async def chain_info(runtime: RuntimeDep) -> ChainOut:
         raise ChainUnavailable()
     return ChainOut(
         chain_id=runtime.chain.chain_id,
-        rpc_url=runtime.chain.client.rpc_url,
+        rpc_url=runtime.chain.client.public_rpc_url,
         operator=runtime.chain.signer,
         contracts=runtime.chain.contracts,
     )
