@@ -181,3 +181,53 @@ def test_the_public_rpc_url_hides_credentials() -> None:
         rpc_url="https://user:secret@rpc.example.net:8443/v1?apikey=abc",
     )  # fmt: skip
     assert client.public_rpc_url == "https://rpc.example.net:8443/v1"
+
+
+async def test_eip2612_permit_lets_a_holder_approve_without_gas(token: Token) -> None:
+    from eth_account.messages import encode_typed_data
+
+    holder = Account.create()
+    spender = await funded(token)
+    await token.send(token.client.operator, "mint_batch", batch(1), [holder.address], [3 * UNIT])
+    functions = token.contract.functions
+    deadline = 2**40
+    permit = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Permit",
+        "domain": {
+            "name": "MorNet",
+            "version": "1",
+            "chainId": token.client.chain_id,
+            "verifyingContract": token.contract.address,
+        },
+        "message": {
+            "owner": holder.address,
+            "spender": spender.address,
+            "value": 2 * UNIT,
+            "nonce": await functions.nonces(holder.address).call(),
+            "deadline": deadline,
+        },
+    }
+    signed = holder.sign_message(encode_typed_data(full_message=permit))
+    r, s = signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+    args = (holder.address, spender.address, 2 * UNIT, deadline, signed.v, r, s)
+    await token.send(spender, "permit", *args)
+    assert await functions.allowance(holder.address, spender.address).call() == 2 * UNIT
+    with pytest.raises(ContractLogicError, match="invalid signature"):
+        await token.send(spender, "permit", *args)  # the nonce moved on: no replay
+    await token.send(spender, "transferFrom", holder.address, spender.address, 2 * UNIT)
+    assert await token.balance(spender.address) == 2 * UNIT

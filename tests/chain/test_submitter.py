@@ -185,3 +185,21 @@ async def test_only_the_lease_holder_signs_for_a_key(
     assert await last_renewal.hold_lease()
     assert await rival.hold_lease()
     assert not await chain.submitter.hold_lease()
+
+
+async def test_an_operation_counts_only_at_the_configured_depth(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    deep = Submitter(
+        runtime.sessions, chain.client, chain.contracts,
+        confirmations=2, holder=chain.submitter.holder,
+    )  # fmt: skip
+    operation_id = await _queue_mint(runtime, chain, Account.create().address, "deep")
+    await deep.run_once()
+    assert (await _load(session, operation_id)).status == OperationStatus.SENT
+    await chain.client.w3.provider.make_request("anvil_mine", [1])  # type: ignore[arg-type]
+    await deep.run_once()
+    assert (await _load(session, operation_id)).status == OperationStatus.SENT
+    await chain.client.w3.provider.make_request("anvil_mine", [1])  # type: ignore[arg-type]
+    await deep.run_once()
+    assert (await _load(session, operation_id)).status == OperationStatus.CONFIRMED
