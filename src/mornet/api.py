@@ -24,6 +24,7 @@ from mornet.runtime import Runtime
 from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
 from mornet.tariffs import pages as tariffs_pages
+from mornet.telemetry import endpoints as telemetry_api
 from mornet.tokens import endpoints as tokens_api
 from mornet.wallets import endpoints as wallets_api
 from mornet.wallets import graphql as wallets_graphql
@@ -85,6 +86,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         tariffs_api.router,
         tokens_api.router,
         wallets_api.router,
+        telemetry_api.router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -177,9 +177,11 @@ def test_the_public_rpc_url_hides_credentials() -> None:
     from unittest.mock import MagicMock
 
     client = ChainClient(
-        w3=MagicMock(), operator=Account.create(), chain_id=80002,
+        w3=MagicMock(),
+        operator=Account.create(),
+        chain_id=80002,
         rpc_url="https://user:secret@rpc.example.net:8443/v1?apikey=abc",
-    )  # fmt: skip
+    )
     assert client.public_rpc_url == "https://rpc.example.net:8443/v1"
 
 

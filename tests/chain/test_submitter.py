@@ -179,9 +179,12 @@ async def test_only_the_lease_holder_signs_for_a_key(
     assert not await rival.hold_lease()
     # The holder dies and its lease runs out: another process takes over.
     last_renewal = Submitter(
-        runtime.sessions, chain.client, chain.contracts,
-        holder=chain.submitter.holder, lease_seconds=-1,
-    )  # fmt: skip
+        runtime.sessions,
+        chain.client,
+        chain.contracts,
+        holder=chain.submitter.holder,
+        lease_seconds=-1,
+    )
     assert await last_renewal.hold_lease()
     assert await rival.hold_lease()
     assert not await chain.submitter.hold_lease()
@@ -191,9 +194,12 @@ async def test_an_operation_counts_only_at_the_configured_depth(
     runtime: Runtime, chain: ChainHandle, session: AsyncSession
 ) -> None:
     deep = Submitter(
-        runtime.sessions, chain.client, chain.contracts,
-        confirmations=2, holder=chain.submitter.holder,
-    )  # fmt: skip
+        runtime.sessions,
+        chain.client,
+        chain.contracts,
+        confirmations=2,
+        holder=chain.submitter.holder,
+    )
     operation_id = await _queue_mint(runtime, chain, Account.create().address, "deep")
     await deep.run_once()
     assert (await _load(session, operation_id)).status == OperationStatus.SENT

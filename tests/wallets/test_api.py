@@ -43,9 +43,15 @@ async def fund(
 
     async with unit_of_work(runtime.sessions) as session:
         await tokens.move(
-            session, chain, kind=OperationKind.MINT, token=token, account=email,
-            amount=Decimal(amount), idempotency_key=f"fund:{email}:{token}:{amount}", actor_id=None,
-        )  # fmt: skip
+            session,
+            chain,
+            kind=OperationKind.MINT,
+            token=token,
+            account=email,
+            amount=Decimal(amount),
+            idempotency_key=f"fund:{email}:{token}:{amount}",
+            actor_id=None,
+        )
     await chain.submitter.drain()
 
 
@@ -176,9 +182,13 @@ async def test_a_short_balance_is_refused_and_nothing_is_sent(
     ],
 )
 async def test_bad_transfers_are_refused_with_reasons(
-    client: httpx.AsyncClient, runtime: Runtime, chain: ChainHandle, session: AsyncSession,
-    change: dict[str, Any], code: str,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    chain: ChainHandle,
+    session: AsyncSession,
+    change: dict[str, Any],
+    code: str,
+) -> None:
     alice = await register(client, "alice@example.com")
     await fund(runtime, chain, "alice@example.com", "10")
     before = await _operations(session)
@@ -208,10 +218,15 @@ async def test_no_one_reaches_another_users_wallet(
     # A transfer always spends the caller's own wallet: there is no "from" to forge.
     stolen = await client.post(
         "/api/wallet/transfers",
-        json={"token": "GCC", "to": Account.create().address, "amount": "1", "idempotency_key": "s",
-              "from": alice_address},
+        json={
+            "token": "GCC",
+            "to": Account.create().address,
+            "amount": "1",
+            "idempotency_key": "s",
+            "from": alice_address,
+        },
         headers=mallory,
-    )  # fmt: skip
+    )
     assert stolen.status_code == 422
     assert stolen.json()["error"]["code"] == "insufficient_balance"
     assert (await client.get("/api/wallet")).status_code == 401
@@ -246,9 +261,13 @@ async def test_a_blocked_user_cannot_transfer(
 
 
 async def test_no_private_key_in_any_response_or_log(
-    client: httpx.AsyncClient, runtime: Runtime, chain: ChainHandle, session: AsyncSession,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    chain: ChainHandle,
+    session: AsyncSession,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
     alice = await register(client, "alice@example.com")
     await register(client, "bob@example.com")
@@ -256,12 +275,27 @@ async def test_no_private_key_in_any_response_or_log(
     bodies = [
         (await client.get("/api/wallet", headers=alice)).text,
         (await client.get("/api/wallet/transactions", headers=alice)).text,
-        (await client.post("/api/wallet/transfers", headers=alice, json={
-            "token": "GCC", "to": "bob@example.com", "amount": "1", "idempotency_key": "k"})).text,
-        (await client.post("/graphql", headers=alice, json={
-            "query": "{ wallet { address balances { token amount } } }"})).text,
+        (
+            await client.post(
+                "/api/wallet/transfers",
+                headers=alice,
+                json={
+                    "token": "GCC",
+                    "to": "bob@example.com",
+                    "amount": "1",
+                    "idempotency_key": "k",
+                },
+            )
+        ).text,
+        (
+            await client.post(
+                "/graphql",
+                headers=alice,
+                json={"query": "{ wallet { address balances { token amount } } }"},
+            )
+        ).text,
         (await client.get("/openapi.json")).text,
-    ]  # fmt: skip
+    ]
     await chain.submitter.drain()
     keys = []
     for wallet in (await session.scalars(select(Wallet))).all():

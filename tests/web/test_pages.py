@@ -276,9 +276,15 @@ async def test_wallet_page_shows_balances_and_sends(
         assert registered.status_code == 303
     async with unit_of_work(runtime.sessions) as writer:
         await tokens.move(
-            writer, chain, kind=OperationKind.MINT, token="GCC", account="payer@example.com",
-            amount=Decimal("9"), idempotency_key="page-fund", actor_id=None,
-        )  # fmt: skip
+            writer,
+            chain,
+            kind=OperationKind.MINT,
+            token="GCC",
+            account="payer@example.com",
+            amount=Decimal("9"),
+            idempotency_key="page-fund",
+            actor_id=None,
+        )
     await chain.submitter.drain()
     client.cookies.clear()  # registering signed the browser in as the payee
     await page_login(client, "payer@example.com", "long-enough")
@@ -287,8 +293,13 @@ async def test_wallet_page_shows_balances_and_sends(
     assert 'data-token="GCC">9<' in page.text
     key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text)
     assert key
-    payload = {"token": "GCC", "to": "payee@example.com", "amount": "2,5",
-               "idempotency_key": key.group(1), "csrf_token": csrf_from(page)}  # fmt: skip
+    payload = {
+        "token": "GCC",
+        "to": "payee@example.com",
+        "amount": "2,5",
+        "idempotency_key": key.group(1),
+        "csrf_token": csrf_from(page),
+    }
     sent = await client.post("/wallet/transfers", data=payload)
     assert sent.status_code == 303
     twice = await client.post("/wallet/transfers", data=payload)  # a double click

@@ -65,12 +65,16 @@ class LocalNode:
     def start(self, timeout: float = 30) -> None:
         args = [
             self.binary,
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
-            "--accounts", "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--accounts",
+            "1",
             "--silent",
-        ]  # fmt: skip
+        ]
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--state", str(self.state_file), "--state-interval", "1"]

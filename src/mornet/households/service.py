@@ -201,6 +201,22 @@ async def authenticate_agent(
     return agent
 
 
+@dataclass(frozen=True)
+class GatewayAgent:
+    id: uuid.UUID
+    household_id: uuid.UUID
+    secret_hash: str
+    """SHA-256 of the agent's secret: also the key of its messages' HMAC."""
+
+
+async def agent_for_gateway(session: AsyncSession, agent_id: uuid.UUID) -> GatewayAgent | None:
+    """An active agent's household and verification key (for the telemetry gateway)."""
+    agent = await repository.get_agent(session, agent_id)
+    if agent is None or not agent.is_active:
+        return None
+    return GatewayAgent(id=agent.id, household_id=agent.household_id, secret_hash=agent.secret_hash)
+
+
 async def list_all_households(
     session: AsyncSession, *, offset: int = 0, limit: int = 50
 ) -> tuple[list[AdminHouseholdRow], int]:

@@ -1,0 +1,141 @@
+"""The message bus between the platform's roles: one interface, two engines.
+
+- `InProcessBus` (embedded mode): queues inside the process.
+- `RabbitBus` (production): a durable topic exchange, durable queues, persistent messages and
+  publisher confirms; a message is acknowledged only after its handler committed, so a crash
+  redelivers it — handlers are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+Handler = Callable[[bytes], Awaitable[None]]
+EXCHANGE = "mornet"
+RETRY_DELAY_SECONDS = 1.0
+
+# Topics (routing keys) of the platform's events.
+READINGS = "telemetry.readings"
+
+
+class Bus(Protocol):
+    async def publish(self, topic: str, body: bytes) -> None:
+        """Returns once the bus holds the message durably."""
+
+    async def consume(self, topic: str, queue: str, handler: Handler) -> None:
+        """Deliver every message of `topic` to `handler` through the named durable queue."""
+
+    async def close(self) -> None: ...
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._queues: dict[str, list[asyncio.Queue[bytes]]] = defaultdict(list)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def publish(self, topic: str, body: bytes) -> None:
+        for queue in self._queues.get(topic, []):
+            await queue.put(body)
+
+    async def consume(self, topic: str, queue: str, handler: Handler) -> None:
+        inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queues[topic].append(inbox)
+        self._tasks.append(
+            asyncio.create_task(self._run(queue, inbox, handler), name=f"bus:{queue}")
+        )
+
+    async def _run(self, name: str, inbox: asyncio.Queue[bytes], handler: Handler) -> None:
+        while True:
+            body = await inbox.get()
+            while True:
+                try:
+                    await handler(body)
+                    break
+                except Exception:
+                    log.exception("bus.handler_failed", queue=name)
+                    await asyncio.sleep(RETRY_DELAY_SECONDS)
+            inbox.task_done()
+
+    async def idle(self) -> None:
+        """Wait until every queued message was handled (tests)."""
+        for queues in list(self._queues.values()):
+            for queue in queues:
+                await queue.join()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+class RabbitBus:
+    def __init__(self, url: str, *, prefetch: int = 64) -> None:
+        self.url = url
+        self.prefetch = prefetch
+        self._connection: object | None = None
+        self._publish_channel: object | None = None
+        self._exchange: object | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> None:
+        import aio_pika
+
+        async with self._lock:
+            if self._exchange is not None:
+                return
+            connection = await aio_pika.connect_robust(self.url)
+            channel = await connection.channel(publisher_confirms=True)
+            self._exchange = await channel.declare_exchange(
+                EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            self._connection, self._publish_channel = connection, channel
+
+    async def publish(self, topic: str, body: bytes) -> None:
+        import aio_pika
+
+        await self._ensure()
+        assert isinstance(self._exchange, aio_pika.abc.AbstractExchange)
+        message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        # With publisher confirms, this returns when the broker has the message.
+        await self._exchange.publish(message, routing_key=topic)
+
+    async def consume(self, topic: str, queue: str, handler: Handler) -> None:
+        import aio_pika
+
+        await self._ensure()
+        assert isinstance(self._connection, aio_pika.abc.AbstractRobustConnection)
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        declared = await channel.declare_queue(queue, durable=True)
+        await declared.bind(exchange, routing_key=topic)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            try:
+                await handler(message.body)
+            except Exception:
+                log.exception("bus.handler_failed", queue=queue)
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+
+        await declared.consume(on_message)
+
+    async def close(self) -> None:
+        import aio_pika
+
+        if isinstance(self._connection, aio_pika.abc.AbstractRobustConnection):
+            await self._connection.close()
+        self._connection = self._publish_channel = self._exchange = None

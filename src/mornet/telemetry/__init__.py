@@ -1,0 +1,1 @@
+"""Telemetry: the MQTT gateway, readings, dead letters and hourly consumption."""

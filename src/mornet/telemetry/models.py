@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mornet.db import Base, ScaledDecimal, UTCDateTime, UUIDPrimaryKey, utcnow
+from mornet.resources import Resource
+
+
+class Reading(Base):
+    """One measurement; `(household_id, device_id, seq)` identifies it, so storing it twice
+    is a no-op."""
+
+    __tablename__ = "telemetry_readings"
+    __table_args__ = (Index("ix_telemetry_readings_household_ts", "household_id", "ts"),)
+
+    household_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    resource: Mapped[Resource] = mapped_column(String(1))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    counter: Mapped[Decimal] = mapped_column(ScaledDecimal(6))
+    """The device's cumulative counter in kWh (E, H) or m³ (W), exact to 10^-6."""
+    power_w: Mapped[Decimal | None] = mapped_column(ScaledDecimal(3))
+    voltage_v: Mapped[Decimal | None] = mapped_column(ScaledDecimal(3))
+    current_a: Mapped[Decimal | None] = mapped_column(ScaledDecimal(4))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HourlyConsumption(Base):
+    """Use per household, resource and UTC hour, from counter deltas."""
+
+    __tablename__ = "telemetry_consumption_hourly"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    resource: Mapped[Resource] = mapped_column(String(1), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(ScaledDecimal(6))
+    """kWh (E, H) or m³ (W), exact to 10^-6."""
+
+
+class DeadLetter(UUIDPrimaryKey, Base):
+    """A message the gateway refused, kept with the reason and the raw bytes."""
+
+    __tablename__ = "telemetry_dead_letters"
+
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    topic: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    """The raw payload, cut at 64 KiB (payload_size says how much arrived)."""
+    payload_size: Mapped[int] = mapped_column(Integer)
+    agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+    @property
+    def payload_preview(self) -> str:
+        return self.payload[:2000].decode("utf-8", errors="replace")

@@ -1,0 +1,160 @@
+"""Every SQL query of the telemetry context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.resources import Resource
+from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+async def insert_new_readings(
+    session: AsyncSession, rows: list[dict[str, Any]]
+) -> set[tuple[str, int]]:
+    """Insert what is not stored yet; returns the (device_id, seq) that were new."""
+    if not rows:
+        return set()
+    statement = (
+        _insert(session, Reading)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["household_id", "device_id", "seq"])
+        .returning(Reading.device_id, Reading.seq)
+    )
+    result = await session.execute(statement)
+    return {(device, seq) for device, seq in result.all()}
+
+
+async def device_readings_around(
+    session: AsyncSession, household_id: uuid.UUID, device_id: str, low: int, high: int
+) -> Sequence[Reading]:
+    """The device's stored readings from the one before `low` to the one after `high`."""
+    before = (
+        select(func.max(Reading.seq))
+        .where(
+            Reading.household_id == household_id, Reading.device_id == device_id, Reading.seq < low
+        )
+        .scalar_subquery()
+    )
+    after = (
+        select(func.min(Reading.seq))
+        .where(
+            Reading.household_id == household_id, Reading.device_id == device_id, Reading.seq > high
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(Reading)
+        .where(
+            Reading.household_id == household_id,
+            Reading.device_id == device_id,
+            Reading.seq >= func.coalesce(before, low),
+            Reading.seq <= func.coalesce(after, high),
+        )
+        .order_by(Reading.seq)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def add_consumption(
+    session: AsyncSession, deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal]
+) -> None:
+    """Add each delta to its hour atomically (no read-modify-write)."""
+    if not deltas:
+        return
+    rows = [
+        {"household_id": h, "resource": r, "hour_start": hour, "quantity": q}
+        for (h, r, hour), q in sorted(
+            deltas.items(), key=lambda item: (str(item[0][0]), item[0][1], item[0][2])
+        )
+    ]
+    statement = _insert(session, HourlyConsumption).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["household_id", "resource", "hour_start"],
+        set_={"quantity": HourlyConsumption.quantity + statement.excluded.quantity},
+    )
+    await session.execute(statement)
+
+
+async def readings(
+    session: AsyncSession,
+    household_id: uuid.UUID,
+    *,
+    start: datetime,
+    end: datetime,
+    device_id: str | None,
+    limit: int,
+) -> Sequence[Reading]:
+    query = select(Reading).where(
+        Reading.household_id == household_id, Reading.ts >= start, Reading.ts < end
+    )
+    if device_id:
+        query = query.where(Reading.device_id == device_id)
+    return (
+        await session.scalars(
+            query.order_by(Reading.ts, Reading.device_id, Reading.seq).limit(limit)
+        )
+    ).all()
+
+
+async def hourly(
+    session: AsyncSession,
+    household_id: uuid.UUID,
+    *,
+    start: datetime,
+    end: datetime,
+    resource: Resource | None,
+) -> Sequence[HourlyConsumption]:
+    query = select(HourlyConsumption).where(
+        HourlyConsumption.household_id == household_id,
+        HourlyConsumption.hour_start >= start,
+        HourlyConsumption.hour_start < end,
+    )
+    if resource is not None:
+        query = query.where(HourlyConsumption.resource == resource)
+    return (
+        await session.scalars(
+            query.order_by(HourlyConsumption.hour_start, HourlyConsumption.resource)
+        )
+    ).all()
+
+
+async def latest_reading(
+    session: AsyncSession, household_id: uuid.UUID, resource: Resource
+) -> Reading | None:
+    query = (
+        select(Reading)
+        .where(Reading.household_id == household_id, Reading.resource == resource)
+        .order_by(Reading.ts.desc())
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
+async def add_dead_letter(session: AsyncSession, letter: DeadLetter) -> None:
+    session.add(letter)
+    await session.flush()
+
+
+async def dead_letters(session: AsyncSession, *, limit: int) -> Sequence[DeadLetter]:
+    query = select(DeadLetter).order_by(DeadLetter.received_at.desc(), DeadLetter.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def count_readings(session: AsyncSession, household_id: uuid.UUID | None = None) -> int:
+    query = select(func.count()).select_from(Reading)
+    if household_id is not None:
+        query = query.where(Reading.household_id == household_id)
+    return int(await session.scalar(query) or 0)

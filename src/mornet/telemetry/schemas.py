@@ -1,0 +1,176 @@
+"""Validation and normalisation of telemetry, and the API's shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from mornet.resources import Resource
+from mornet.telemetry.wire import MAX_READINGS_PER_MESSAGE
+
+# Stored precision: mWh of energy, mW of power, mV, 0.1 mA, and 0.1 litre of water.
+COUNTER_PLACES = Decimal("0.000001")
+POWER_PLACES = Decimal("0.001")
+VOLTAGE_PLACES = Decimal("0.001")
+CURRENT_PLACES = Decimal("0.0001")
+
+Measure = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), allow_inf_nan=False)]
+
+# Vendor spellings accepted on the wire → (canonical field, factor to the canonical unit).
+VENDOR_UNITS: dict[str, tuple[str, Decimal]] = {
+    "power_mw": ("power_w", Decimal("0.001")),
+    "power_kw": ("power_w", Decimal(1000)),
+    "energy_kwh": ("energy_wh", Decimal(1000)),
+    "voltage_mv": ("voltage_v", Decimal("0.001")),
+    "current_ma": ("current_a", Decimal("0.001")),
+}
+
+
+def _q(value: Decimal | None, places: Decimal) -> Decimal | None:
+    return None if value is None else value.quantize(places, rounding=ROUND_HALF_EVEN)
+
+
+class WireReading(BaseModel):
+    """One reading as an agent sends it; vendor units are converted on the way in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    resource: Resource
+    ts: AwareDatetime
+    seq: int = Field(ge=0, lt=2**63)
+    power_w: Measure | None = None
+    energy_wh: Measure | None = None
+    voltage_v: Measure | None = None
+    current_a: Measure | None = None
+    value: Measure | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_units(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for vendor, (field, factor) in VENDOR_UNITS.items():
+            if vendor in data:
+                if data.get(field) is not None:
+                    raise ValueError(f"both {vendor} and {field} given")
+                raw = data.pop(vendor)
+                if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                    raise ValueError(f"{vendor} must be a number")
+                data[field] = Decimal(str(raw)) * factor
+        return data
+
+    @model_validator(mode="after")
+    def _one_counter(self) -> WireReading:
+        if self.resource == Resource.ELECTRICITY:
+            if self.energy_wh is None and self.value is None:
+                raise ValueError("an electricity reading needs energy_wh (the cumulative counter)")
+        elif self.value is None:
+            raise ValueError(
+                f"a {self.resource.label.lower()} reading needs value (the meter index)"
+            )
+        if self.energy_wh is not None and self.value is not None:
+            raise ValueError("give either energy_wh or value, not both")
+        return self
+
+    def counter(self) -> Decimal:
+        """The cumulative counter in the resource's unit (kWh or m³)."""
+        if self.energy_wh is not None:
+            return self.energy_wh / 1000
+        assert self.value is not None
+        return self.value
+
+
+class WireMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: uuid.UUID
+    readings: list[WireReading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+    hmac: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class NormalisedReading(BaseModel):
+    """The canonical reading the pipeline stores."""
+
+    device_id: str
+    resource: Resource
+    ts: datetime
+    seq: int
+    counter: Decimal
+    power_w: Decimal | None = None
+    voltage_v: Decimal | None = None
+    current_a: Decimal | None = None
+
+    @classmethod
+    def of(cls, reading: WireReading) -> NormalisedReading:
+        return cls(
+            device_id=reading.device_id,
+            resource=reading.resource,
+            ts=reading.ts,
+            seq=reading.seq,
+            counter=_q(reading.counter(), COUNTER_PLACES) or Decimal(0),
+            power_w=_q(reading.power_w, POWER_PLACES),
+            voltage_v=_q(reading.voltage_v, VOLTAGE_PLACES),
+            current_a=_q(reading.current_a, CURRENT_PLACES),
+        )
+
+    @classmethod
+    def of_meter(cls, *, resource: Resource, value: Decimal, ts: datetime) -> NormalisedReading:
+        """A household-entered meter index: one device per resource, seq from the time so
+        later entries sort after earlier ones."""
+        return cls(
+            device_id=f"meter-{resource.value}",
+            resource=resource,
+            ts=ts,
+            seq=int(ts.timestamp() * 1000),
+            counter=_q(value, COUNTER_PLACES) or Decimal(0),
+        )
+
+
+class NormalisedBatch(BaseModel):
+    """What the gateway puts on the bus: a household's verified, canonical readings."""
+
+    household_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    readings: list[NormalisedReading]
+
+
+class ReadingOut(BaseModel):
+    device_id: str
+    seq: int
+    resource: Resource
+    ts: datetime
+    counter: Decimal
+    """Cumulative counter in kWh (E, H) or m³ (W)."""
+    power_w: Decimal | None
+    voltage_v: Decimal | None
+    current_a: Decimal | None
+
+
+class ConsumptionPoint(BaseModel):
+    start: datetime
+    resource: Resource
+    quantity: Decimal
+    unit: str
+
+
+class MeterReadingIn(BaseModel):
+    resource: Literal["H", "W"]
+    value: Measure
+    ts: AwareDatetime | None = None
+
+
+class DeadLetterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    received_at: datetime
+    topic: str
+    reason: str
+    payload_size: int
+    payload_preview: str

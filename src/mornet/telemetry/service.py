@@ -1,0 +1,281 @@
+"""Telemetry rules: accept or dead-letter a message, store readings once, keep hourly use."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.access import Actor
+from mornet.db import utcnow
+from mornet.errors import ValidationFailed
+from mornet.households import service as households
+from mornet.resources import Resource
+from mornet.tariffs import service as tariffs
+from mornet.telemetry import repository
+from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
+from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireMessage
+from mornet.telemetry.wire import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
+
+DEAD_LETTER_KEEP_BYTES = 64 * 1024
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class Rejected(Exception):
+    """A message the pipeline will not take; the reason goes to the dead-letter store."""
+
+    def __init__(self, reason: str, *, agent_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.agent_id = agent_id
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
+    )
+
+
+async def accept_message(session: AsyncSession, topic: str, payload: bytes) -> NormalisedBatch:
+    """Authenticate, validate and normalise one MQTT message, or raise `Rejected`."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise Rejected(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
+    topic_household = household_of_topic(topic)
+    if topic_household is None:
+        raise Rejected(f"topic {topic!r} is not mornet/<household_id>/telemetry")
+    try:
+        message: Any = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(f"payload is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise Rejected("payload is not a JSON object")
+    try:
+        agent_id = uuid.UUID(str(message.get("agent_id")))
+    except ValueError:
+        raise Rejected("agent_id is missing or not a UUID") from None
+    agent = await households.agent_for_gateway(session, agent_id)
+    if agent is None:
+        raise Rejected(f"agent {agent_id} is unknown or revoked", agent_id=str(agent_id))
+    if not signature_valid(message, bytes.fromhex(agent.secret_hash)):
+        raise Rejected(
+            "the HMAC signature does not match the agent's secret", agent_id=str(agent_id)
+        )
+    if str(agent.household_id) != topic_household:
+        raise Rejected(
+            f"agent {agent_id} belongs to another household than the topic's {topic_household}",
+            agent_id=str(agent_id),
+        )
+    try:
+        wire = WireMessage.model_validate(message)
+    except ValidationError as exc:
+        raise Rejected(f"invalid readings: {_summary(exc)}", agent_id=str(agent_id)) from exc
+    latest_allowed = utcnow() + FUTURE_TOLERANCE
+    for reading in wire.readings:
+        if reading.ts > latest_allowed:
+            raise Rejected(
+                f"reading {reading.device_id}#{reading.seq} is from the future "
+                f"({reading.ts.isoformat()})",
+                agent_id=str(agent_id),
+            )
+    return NormalisedBatch(
+        household_id=agent.household_id,
+        agent_id=agent_id,
+        readings=[NormalisedReading.of(r) for r in wire.readings],
+    )
+
+
+async def record_dead_letter(
+    session: AsyncSession, *, topic: str, payload: bytes, reason: str, agent_id: str | None
+) -> DeadLetter:
+    letter = DeadLetter(
+        received_at=utcnow(),
+        topic=topic[:300],
+        reason=reason[:2000],
+        payload=payload[:DEAD_LETTER_KEEP_BYTES],
+        payload_size=len(payload),
+        agent_id=agent_id,
+    )
+    await repository.add_dead_letter(session, letter)
+    return letter
+
+
+@dataclass(frozen=True)
+class Stored:
+    new: int
+    duplicate: int
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _use_between(earlier: Reading, later: Reading) -> Decimal:
+    """Use between two readings of one counter. A counter that went down was reset (plug
+    reboot, firmware reset): everything it shows since is new use."""
+    delta = later.counter - earlier.counter
+    return later.counter if delta < 0 else delta
+
+
+async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
+    """Store the readings not stored yet and fold their counter deltas into hourly use,
+    whatever order they arrive in. Idempotent on (household, device, seq)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One writer per household at a time keeps the neighbour arithmetic consistent.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(batch.household_id)}
+        )
+    received = utcnow()
+    unique: dict[tuple[str, int], NormalisedReading] = {
+        (r.device_id, r.seq): r for r in batch.readings
+    }
+    rows = [
+        {
+            "household_id": batch.household_id,
+            "device_id": r.device_id,
+            "seq": r.seq,
+            "agent_id": batch.agent_id,
+            "resource": r.resource,
+            "ts": r.ts,
+            "counter": r.counter,
+            "power_w": r.power_w,
+            "voltage_v": r.voltage_v,
+            "current_a": r.current_a,
+            "received_at": received,
+        }
+        for r in unique.values()
+    ]
+    new = await repository.insert_new_readings(session, rows)
+    deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal] = defaultdict(Decimal)
+    by_device: dict[str, list[int]] = defaultdict(list)
+    for device_id, seq in new:
+        by_device[device_id].append(seq)
+    for device_id, seqs in by_device.items():
+        fresh = set(seqs)
+        around = await repository.device_readings_around(
+            session, batch.household_id, device_id, min(seqs), max(seqs)
+        )
+        # Pairs of old neighbours that a new reading now sits between lose their delta…
+        old = [r for r in around if r.seq not in fresh]
+        for earlier, later in itertools.pairwise(old):
+            if any(earlier.seq < s < later.seq for s in fresh):
+                deltas[(batch.household_id, Resource(later.resource), _hour(later.ts))] -= (
+                    _use_between(earlier, later)
+                )
+        # …and every pair that involves a new reading gains its own.
+        for earlier, later in itertools.pairwise(around):
+            if earlier.seq in fresh or later.seq in fresh:
+                deltas[(batch.household_id, Resource(later.resource), _hour(later.ts))] += (
+                    _use_between(earlier, later)
+                )
+    await repository.add_consumption(session, {k: v for k, v in deltas.items() if v != 0})
+    return Stored(new=len(new), duplicate=len(rows) - len(new) + (len(batch.readings) - len(rows)))
+
+
+async def _household_zone(session: AsyncSession, actor: Actor, household_id: uuid.UUID) -> ZoneInfo:
+    household = await households.get_household(session, actor=actor, household_id=household_id)
+    return ZoneInfo((await tariffs.get_region(session, household.region_code)).timezone)
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or utcnow() + timedelta(hours=1)
+    start = start or end - timedelta(days=1)
+    if start >= end:
+        raise ValidationFailed("`from` must be before `to`", code="bad_window")
+    if end - start > timedelta(days=366):
+        raise ValidationFailed("a window is at most 366 days", code="bad_window")
+    return start, end
+
+
+async def household_readings(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    device_id: str | None,
+    limit: int = 1000,
+) -> Sequence[Reading]:
+    await households.get_household(session, actor=actor, household_id=household_id)
+    start, end = _window(start, end)
+    return await repository.readings(
+        session, household_id, start=start, end=end, device_id=device_id, limit=limit
+    )
+
+
+@dataclass(frozen=True)
+class Point:
+    start: datetime
+    resource: Resource
+    quantity: Decimal
+
+
+async def household_consumption(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    start: datetime | None,
+    end: datetime | None,
+    resource: Resource | None,
+    granularity: str,
+) -> list[Point]:
+    """Use per hour, or per day in the household's region's time zone."""
+    zone = await _household_zone(session, actor, household_id)
+    start, end = _window(start, end)
+    rows: Sequence[HourlyConsumption] = await repository.hourly(
+        session, household_id, start=start, end=end, resource=resource
+    )
+    if granularity == "hour":
+        return [Point(r.hour_start, Resource(r.resource), r.quantity) for r in rows]
+    days: dict[tuple[datetime, Resource], Decimal] = defaultdict(Decimal)
+    for r in rows:
+        local = r.hour_start.astimezone(zone)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        days[(day, Resource(r.resource))] += r.quantity
+    return [
+        Point(day, res, q)
+        for (day, res), q in sorted(days.items(), key=lambda i: (i[0][0], i[0][1]))
+    ]
+
+
+async def record_meter_reading(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    resource: Resource,
+    value: Decimal,
+    ts: datetime | None,
+) -> Stored:
+    """A heat or water meter index entered by the household, stored like any reading."""
+    household = await households.get_household(session, actor=actor, household_id=household_id)
+    moment = ts or utcnow()
+    if moment > utcnow() + FUTURE_TOLERANCE:
+        raise ValidationFailed(
+            "a meter reading cannot be from the future", code="reading_in_future"
+        )
+    reading = NormalisedReading.of_meter(resource=resource, value=value, ts=moment)
+    return await store_batch(
+        session, NormalisedBatch(household_id=household.id, agent_id=None, readings=[reading])
+    )
+
+
+async def dead_letters(session: AsyncSession, *, limit: int = 100) -> Sequence[DeadLetter]:
+    return await repository.dead_letters(session, limit=limit)
+
+
+async def current_power_w(session: AsyncSession, household_id: uuid.UUID) -> Decimal | None:
+    latest = await repository.latest_reading(session, household_id, Resource.ELECTRICITY)
+    return latest.power_w if latest is not None else None

@@ -1,0 +1,58 @@
+"""Building signed telemetry the way an agent does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from mornet.telemetry.wire import encode, sign, signing_key, telemetry_topic
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+class FakeAgent:
+    """The credentials and message format of a registered agent (the real agent's wire code)."""
+
+    def __init__(self, household_id: str, agent_id: str, secret: str) -> None:
+        self.household_id = household_id
+        self.agent_id = agent_id
+        self.secret = secret
+
+    @property
+    def topic(self) -> str:
+        return telemetry_topic(self.household_id)
+
+    def message(self, readings: list[dict[str, Any]], *, secret: str | None = None) -> bytes:
+        body = {"agent_id": self.agent_id, "readings": readings}
+        return encode(sign(body, signing_key(secret or self.secret)))
+
+
+def plug(
+    seq: int, energy_wh: float, *, device: str = "plug-1", minutes: int | None = None, **extra: Any
+) -> dict[str, Any]:
+    ts = T0 + timedelta(minutes=seq if minutes is None else minutes)
+    return {
+        "device_id": device,
+        "resource": "E",
+        "ts": ts.isoformat(),
+        "seq": seq,
+        "power_w": 100.0,
+        "energy_wh": energy_wh,
+        "voltage_v": 230.1,
+        "current_a": 0.43,
+        **extra,
+    }
+
+
+async def provision(
+    client: httpx.AsyncClient, headers: dict[str, str], region: str = "RU-MOW"
+) -> FakeAgent:
+    household = await client.post(
+        "/api/households", json={"name": "Home", "address": "A", "region": region}, headers=headers
+    )
+    assert household.status_code == 201
+    agent = await client.post(f"/api/households/{household.json()['id']}/agents", headers=headers)
+    body = agent.json()
+    return FakeAgent(body["household_id"], body["agent_id"], body["agent_secret"])

@@ -1,0 +1,140 @@
+"""Readings, consumption and meter entries over the API: owner or admin only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.runtime import Runtime
+from mornet.telemetry import service
+from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
+from tests.factories import user_with_token
+from tests.telemetry.helpers import T0, plug, provision
+
+
+async def _store(runtime: Runtime, household_id: str, readings: list[dict[str, object]]) -> None:
+    from mornet.db import unit_of_work
+
+    batch = NormalisedBatch(
+        household_id=uuid.UUID(household_id),
+        agent_id=None,
+        readings=[NormalisedReading.of(WireReading.model_validate(r)) for r in readings],
+    )
+    async with unit_of_work(runtime.sessions) as session:
+        await service.store_batch(session, batch)
+
+
+WINDOW = {"from": (T0 - timedelta(hours=1)).isoformat(), "to": (T0 + timedelta(days=2)).isoformat()}
+
+
+async def test_readings_and_consumption_for_the_owner(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    _, headers = await user_with_token(client, session)
+    agent = await provision(client, headers)
+    await _store(runtime, agent.household_id, [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)])
+    hid = agent.household_id
+
+    readings = await client.get(f"/api/households/{hid}/readings", params=WINDOW, headers=headers)
+    assert readings.status_code == 200
+    assert [(r["device_id"], r["seq"], r["counter"]) for r in readings.json()] == [
+        ("plug-1", 0, "1.000000"),
+        ("plug-1", 30, "1.250000"),
+        ("plug-1", 90, "1.750000"),
+    ]
+    only = await client.get(
+        f"/api/households/{hid}/readings", params={**WINDOW, "device_id": "nope"}, headers=headers
+    )
+    assert only.json() == []
+
+    hourly = await client.get(f"/api/households/{hid}/consumption", params=WINDOW, headers=headers)
+    assert [(p["start"], p["quantity"], p["unit"]) for p in hourly.json()] == [
+        ("2026-11-01T10:00:00Z", "0.250000", "kWh"),
+        ("2026-11-01T11:00:00Z", "0.500000", "kWh"),
+    ]
+    daily = await client.get(
+        f"/api/households/{hid}/consumption",
+        params={**WINDOW, "granularity": "day"},
+        headers=headers,
+    )
+    # Moscow days: both hours fall on 1 November local time.
+    assert [(p["start"], p["quantity"]) for p in daily.json()] == [
+        ("2026-11-01T00:00:00+03:00", "0.750000")
+    ]
+
+
+async def test_meter_readings_enter_the_same_pipeline(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, headers = await user_with_token(client, session)
+    agent = await provision(client, headers)
+    hid = agent.household_id
+    for hours, value in ((0, "100.125"), (5, "100.725")):
+        response = await client.post(
+            f"/api/households/{hid}/meter-readings",
+            json={"resource": "W", "value": value, "ts": (T0 + timedelta(hours=hours)).isoformat()},
+            headers=headers,
+        )
+        assert response.status_code == 201
+        assert response.json() == {"stored": 1, "duplicate": 0}
+    again = await client.post(
+        f"/api/households/{hid}/meter-readings",
+        json={"resource": "W", "value": "100.725", "ts": (T0 + timedelta(hours=5)).isoformat()},
+        headers=headers,
+    )
+    assert again.json() == {"stored": 0, "duplicate": 1}
+    use = await client.get(
+        f"/api/households/{hid}/consumption", params={**WINDOW, "resource": "W"}, headers=headers
+    )
+    assert [(p["quantity"], p["unit"]) for p in use.json()] == [("0.600000", "m3")]
+    for bad in (
+        {"resource": "E", "value": "1"},
+        {"resource": "W", "value": "-1"},
+        {"resource": "W", "value": "1", "ts": "2999-01-01T00:00:00Z"},
+    ):
+        refused = await client.post(
+            f"/api/households/{hid}/meter-readings", json=bad, headers=headers
+        )
+        assert refused.status_code == 422, bad
+
+
+async def test_another_users_telemetry_is_unreachable(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    _, owner = await user_with_token(client, session)
+    _, intruder = await user_with_token(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
+    agent = await provision(client, owner)
+    await _store(runtime, agent.household_id, [plug(0, 1000.0), plug(30, 1100.0)])
+    hid = agent.household_id
+    for method, path, body in [
+        ("GET", f"/api/households/{hid}/readings", None),
+        ("GET", f"/api/households/{hid}/consumption", None),
+        ("POST", f"/api/households/{hid}/meter-readings", {"resource": "W", "value": "5"}),
+    ]:
+        response = await client.request(method, path, params=WINDOW, json=body, headers=intruder)
+        assert response.status_code == 404, path
+    seen_by_admin = await client.get(
+        f"/api/households/{hid}/readings", params=WINDOW, headers=admin
+    )
+    assert len(seen_by_admin.json()) == 2
+    assert (await client.get("/api/admin/telemetry/dead-letters", headers=owner)).status_code == 403
+
+
+async def test_operators_see_dead_letters_with_reasons(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    from mornet.bus import InProcessBus
+    from mornet.telemetry.consumers import Gateway
+
+    _, admin = await user_with_token(client, session, admin=True)
+    gateway = Gateway(runtime.sessions, InProcessBus())
+    assert not await gateway.handle("mornet/x/telemetry", b"{broken")
+    letters = (await client.get("/api/admin/telemetry/dead-letters", headers=admin)).json()
+    assert len(letters) == 1
+    assert "not JSON" in letters[0]["reason"]
+    assert letters[0]["payload_preview"] == "{broken"
+    assert letters[0]["topic"] == "mornet/x/telemetry"
