@@ -1,0 +1,216 @@
+"""The pipeline against a real Mosquitto: agent → broker → gateway → bus → storage, with the
+broker and the gateway stopped at the worst moments."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.agent.config import AgentConfig
+from mornet.agent.runner import Agent
+from mornet.bus import READINGS, InProcessBus
+from mornet.runtime import Runtime
+from mornet.telemetry.consumers import Gateway, ReadingsConsumer
+from mornet.telemetry.models import Reading
+from mornet.telemetry.mqtt import Subscriber
+from mornet.telemetry.mqtt_address import BrokerAddress
+from tests.brokers import Mosquitto
+from tests.factories import user_with_token
+from tests.telemetry.helpers import FakeAgent, plug, provision
+
+
+class Platform:
+    """Gateway + in-process bus + consumer, subscribed to the test's Mosquitto."""
+
+    def __init__(
+        self, runtime: Runtime, broker: Mosquitto, client_id: str = "gateway-test"
+    ) -> None:
+        self.bus = InProcessBus()
+        self.gateway = Gateway(runtime.sessions, self.bus)
+        self.consumer = ReadingsConsumer(runtime.sessions)
+        self.broker = broker
+        self.client_id = client_id
+        self.subscriber: Subscriber | None = None
+
+    async def start(self) -> None:
+        await self.bus.consume(READINGS, "readings", self.consumer.handle)
+        await self.connect()
+
+    async def connect(self) -> None:
+        self.subscriber = Subscriber(
+            BrokerAddress.parse(self.broker.url),
+            topic="mornet/+/telemetry",
+            client_id=self.client_id,
+            handler=self.gateway.handle,
+        )
+        await self.subscriber.start()
+        await asyncio.wait_for(self.subscriber.connected.wait(), 10)
+
+    async def stop(self) -> None:
+        if self.subscriber is not None:
+            await self.subscriber.stop()
+        await self.bus.close()
+
+
+@pytest.fixture
+async def platform(runtime: Runtime, mosquitto: Mosquitto) -> AsyncIterator[Platform]:
+    running = Platform(runtime, mosquitto)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def registered(client: httpx.AsyncClient, session: AsyncSession) -> FakeAgent:
+    _, headers = await user_with_token(client, session)
+    return await provision(client, headers)
+
+
+def agent_config(agent: FakeAgent, broker: Mosquitto, tmp_path: Path, **extra: Any) -> AgentConfig:
+    return AgentConfig.model_validate(
+        {
+            "household_id": agent.household_id,
+            "agent_id": agent.agent_id,
+            "agent_secret": agent.secret,
+            "mqtt_url": broker.url,
+            "interval_s": 0.05,
+            "buffer_path": str(tmp_path / "agent-buffer.db"),
+            "replay_batch": 50,
+            "replay_messages_per_s": 200,
+            "devices": [
+                {"id": "sim-1", "kind": "simulated", "seed": 1},
+                {"id": "sim-2", "kind": "simulated", "seed": 2},
+            ],
+            **extra,
+        }
+    )
+
+
+async def stored(session: AsyncSession, household_id: str) -> list[tuple[str, int]]:
+    session.expire_all()
+    rows = await session.execute(
+        select(Reading.device_id, Reading.seq)
+        .where(Reading.household_id == uuid.UUID(household_id))
+        .order_by(Reading.device_id, Reading.seq)
+    )
+    return [(d, s) for d, s in rows.all()]
+
+
+async def eventually(check: Any, within: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_agent_readings_flow_to_storage(
+    platform: Platform,
+    registered: FakeAgent,
+    session: AsyncSession,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+) -> None:
+    agent = Agent(agent_config(registered, mosquitto, tmp_path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await eventually(lambda: _at_least(session, registered.household_id, 10))
+    stop.set()
+    await task
+    rows = await stored(session, registered.household_id)
+    for device in ("sim-1", "sim-2"):
+        seqs = [s for d, s in rows if d == device]
+        assert seqs == list(range(len(seqs)))  # every reading, once, in sequence
+    assert platform.gateway.rejected == 0
+
+
+async def _at_least(session: AsyncSession, household_id: str, n: int) -> bool:
+    return len(await stored(session, household_id)) >= n
+
+
+async def test_broker_outage_is_buffered_and_every_reading_arrives_once(
+    platform: Platform,
+    registered: FakeAgent,
+    session: AsyncSession,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+) -> None:
+    agent = Agent(agent_config(registered, mosquitto, tmp_path))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await eventually(lambda: _at_least(session, registered.household_id, 4))
+
+    mosquitto.stop()
+    await eventually(lambda: _async(not agent.publisher.connected))
+    await eventually(lambda: _async(agent.buffer.pending() >= 40))  # offline: piling up
+    mosquitto.start()
+    await eventually(lambda: _async(agent.buffer.pending() == 0), within=40)
+    stop.set()
+    await task
+
+    expected = {(d, s) for d in ("sim-1", "sim-2") for s in range(_last_seq(tmp_path, d) + 1)}
+    await eventually(lambda: _stored_equals(session, registered.household_id, expected), within=30)
+    rows = await stored(session, registered.household_id)
+    assert len(rows) == len(set(rows)) == len(expected)
+
+
+def _last_seq(tmp_path: Path, device: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "agent-buffer.db") as db:
+        return int(
+            db.execute("SELECT last_seq FROM sequences WHERE device_id = ?", (device,)).fetchone()[
+                0
+            ]
+        )
+
+
+async def _stored_equals(
+    session: AsyncSession, household_id: str, expected: set[tuple[str, int]]
+) -> bool:
+    return set(await stored(session, household_id)) == expected
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_a_gateway_killed_mid_stream_loses_and_doubles_nothing(
+    runtime: Runtime, registered: FakeAgent, session: AsyncSession, mosquitto: Mosquitto
+) -> None:
+    first = Platform(runtime, mosquitto, client_id="gateway-crash")
+    await first.start()
+    publisher = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="load")
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    total = 300
+    for seq in range(total):
+        info = publisher.publish(
+            registered.topic, registered.message([plug(seq, 1000.0 + seq)]), qos=1
+        )
+        info.wait_for_publish(5)
+        if seq == 100:
+            await first.stop()  # the gateway dies with messages in flight, unacknowledged
+    publisher.disconnect()
+    publisher.loop_stop()
+
+    second = Platform(runtime, mosquitto, client_id="gateway-crash")  # same persistent session
+    await second.start()
+    try:
+        expected = {("plug-1", s) for s in range(total)}
+        await eventually(
+            lambda: _stored_equals(session, registered.household_id, expected), timeout=30
+        )
+    finally:
+        await second.stop()
+    assert len(await stored(session, registered.household_id)) == total
