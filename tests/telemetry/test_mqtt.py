@@ -209,7 +209,7 @@ async def test_a_gateway_killed_mid_stream_loses_and_doubles_nothing(
     try:
         expected = {("plug-1", s) for s in range(total)}
         await eventually(
-            lambda: _stored_equals(session, registered.household_id, expected), timeout=30
+            lambda: _stored_equals(session, registered.household_id, expected), within=30
         )
     finally:
         await second.stop()
