@@ -58,13 +58,15 @@ async def graphql_context(session: SessionDep, runtime: RuntimeDep) -> GraphQLCo
     return GraphQLContext(session=session, runtime=runtime)
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Tests hand in a runtime whose chain they started; `mornet up` starts it here.
         if runtime.chain is None:
             await runtime.start_chain()
         await runtime.open_missing_wallets()
+        if runtime.telemetry is None:
+            await runtime.start_telemetry(simulate=simulate)
         yield
         await runtime.close()
 

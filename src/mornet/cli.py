@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -79,18 +82,68 @@ def migrate() -> None:
 def up(
     host: Annotated[str, typer.Option(help="Interface for the API and pages.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the API and pages.")] = 8000,
+    mqtt_port: Annotated[
+        int | None, typer.Option(help="Port of the embedded MQTT broker (default 1884).")
+    ] = None,
+    simulate: Annotated[
+        int, typer.Option(help="Run N simulated households with agents in-process.")
+    ] = 0,
 ) -> None:
     """Start the platform in one process on embedded defaults (or the configured engines)."""
     import uvicorn
 
     from mornet.api import create_app
 
+    if mqtt_port is not None:
+        os.environ["MORNET_MQTT_PORT"] = str(mqtt_port)
     runtime = _runtime()
     console.print(
         f"MorNet on http://{host}:{port}  (data: {runtime.settings.data_dir.resolve()}, "
         f"API docs: http://{host}:{port}/docs)"
     )
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
+    app_ = create_app(runtime, simulate=simulate)
+    uvicorn.run(app_, host=host, port=port, log_level="info", access_log=False)
+
+
+@app.command()
+def gateway(
+    consume: Annotated[bool, typer.Option(help="Also store readings from the bus.")] = True,
+) -> None:
+    """Run the telemetry gateway (MQTT → bus) and the readings consumer, without the API."""
+
+    async def serve(runtime: Runtime) -> None:
+        from mornet.telemetry.runtime import start_telemetry
+
+        runtime.telemetry = await start_telemetry(
+            runtime.settings, runtime.sessions, gateway=True, consumer=consume
+        )
+        console.print("gateway running; Ctrl-C stops it")
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _with_runtime(serve)
+
+
+agent_app = typer.Typer(help="The edge agent (Raspberry Pi).", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
+
+
+@agent_app.command("run")
+def agent_run(
+    config: Annotated[Path, typer.Option(help="agent.toml", exists=True, dir_okay=False)],
+) -> None:
+    """Read the configured plugs and meters and publish their readings."""
+    from pydantic import ValidationError
+
+    from mornet.agent.config import load_config
+    from mornet.agent.runner import Agent
+
+    try:
+        settings = load_config(config)
+    except ValidationError as exc:
+        raise _fail(f"{config}: {exc}") from exc
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Agent(settings).run())
 
 
 @admin_app.command("create")

@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     """Blocks on top of a transaction's block before it counts as confirmed."""
     anvil_port: int = 8545
     """Port of the local anvil node in embedded mode."""
+    mqtt_url: str | None = None
+    """The broker the gateway subscribes to (Mosquitto, EMQX). Unset: an embedded broker."""
+    mqtt_host: str = "127.0.0.1"
+    """Interface of the embedded broker."""
+    mqtt_port: int = 1884
+    """Port of the embedded broker (1883 is usually a real broker's)."""
+    mqtt_shared_group: str = "mornet-gateway"
+    """Gateway instances on an external broker split the stream through $share/<group>/."""
+    mqtt_client_id: str = "mornet-gateway-1"
+    """Persistent session name of this gateway instance: keep it stable across restarts."""
+    amqp_url: str | None = None
+    """RabbitMQ for the message bus. Unset: an in-process bus."""
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
 

@@ -18,6 +18,7 @@ from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
 from mornet.db import create_engine, create_sessionmaker, unit_of_work
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
+from mornet.telemetry.runtime import Telemetry, simulate_households, start_telemetry
 from mornet.wallets import service as wallets
 from mornet.wallets.crypto import WalletCipher
 
@@ -32,6 +33,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     cipher: WalletCipher
     chain: ChainHandle | None = None
+    telemetry: Telemetry | None = None
     node: LocalNode | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -89,7 +91,27 @@ class Runtime:
         log.info("chain.ready", chain_id=client.chain_id, rpc_url=url, contracts=contracts)
         return self.chain
 
+    async def start_telemetry(
+        self, *, simulate: int = 0, simulate_interval_s: float = 10
+    ) -> Telemetry:
+        """Bus consumer, broker (embedded unless MORNET_MQTT_URL), gateway, and N simulated
+        households when asked."""
+        self.telemetry = await start_telemetry(self.settings, self.sessions)
+        if simulate:
+            await simulate_households(
+                self.telemetry,
+                self.settings,
+                self.sessions,
+                self.cipher,
+                count=simulate,
+                interval_s=simulate_interval_s,
+            )
+        return self.telemetry
+
     async def close(self) -> None:
+        if self.telemetry is not None:
+            await self.telemetry.close()
+            self.telemetry = None
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
