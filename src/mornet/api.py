@@ -25,6 +25,7 @@ from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
 from mornet.tariffs import pages as tariffs_pages
 from mornet.telemetry import endpoints as telemetry_api
+from mornet.telemetry import pages as telemetry_pages
 from mornet.tokens import endpoints as tokens_api
 from mornet.wallets import endpoints as wallets_api
 from mornet.wallets import graphql as wallets_graphql
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         households_pages.router,
         tariffs_pages.router,
         wallets_pages.router,
+        telemetry_pages.router,
     ):
         app.include_router(pages)
 

@@ -14,6 +14,8 @@ from mornet.households import service
 from mornet.households.schemas import AgentCreate, HouseholdCreate, HouseholdUpdate
 from mornet.identity.models import User
 from mornet.tariffs import service as tariffs
+from mornet.telemetry import service as telemetry
+from mornet.telemetry.pages import today_chart
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
@@ -89,6 +91,7 @@ async def _detail_page(
     detail = await service.household_detail(session, actor=user, household_id=household_id)
     region = await tariffs.get_region(session, detail.household.region_code)
     _, prices = await tariffs.tariffs_in_force(session, region.code)
+    today = await telemetry.today(session, actor=user, household_id=household_id)
     return render(
         request,
         "households/detail.html",
@@ -100,6 +103,8 @@ async def _detail_page(
             "provisioned": provisioned,
             "error": error,
             "saved": saved,
+            "today": today,
+            "chart": today_chart(today),
         },
         user=user,
         status_code=status_code,

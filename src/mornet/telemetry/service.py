@@ -8,7 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -269,6 +269,39 @@ async def record_meter_reading(
     reading = NormalisedReading.of_meter(resource=resource, value=value, ts=moment)
     return await store_batch(
         session, NormalisedBatch(household_id=household.id, agent_id=None, readings=[reading])
+    )
+
+
+@dataclass(frozen=True)
+class Today:
+    """A household's day so far, in its region's time zone, for its page."""
+
+    start: datetime
+    power_w: Decimal | None
+    hourly: list[Point]
+    totals: dict[Resource, Decimal]
+
+
+async def today(session: AsyncSession, *, actor: Actor, household_id: uuid.UUID) -> Today:
+    zone = await _household_zone(session, actor, household_id)
+    start = utcnow().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    hourly = await household_consumption(
+        session,
+        actor=actor,
+        household_id=household_id,
+        start=start.astimezone(UTC),
+        end=start.astimezone(UTC) + timedelta(days=1),
+        resource=None,
+        granularity="hour",
+    )
+    totals: dict[Resource, Decimal] = defaultdict(Decimal)
+    for point in hourly:
+        totals[point.resource] += point.quantity
+    return Today(
+        start=start,
+        power_w=await current_power_w(session, household_id),
+        hourly=hourly,
+        totals=dict(totals),
     )
 
 
