@@ -12,14 +12,17 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
 log = structlog.get_logger(__name__)
-Handler = Callable[[bytes], Awaitable[None]]
+Handler = Callable[[list[bytes]], Awaitable[None]]
+"""Receives a batch of messages (one or more) and returns once they are durably handled."""
 EXCHANGE = "mornet"
 RETRY_DELAY_SECONDS = 1.0
+MAX_BATCH = 100
+LINGER_SECONDS = 0.02
 
 # Topics (routing keys) of the platform's events.
 READINGS = "telemetry.readings"
@@ -30,7 +33,8 @@ class Bus(Protocol):
         """Returns once the bus holds the message durably."""
 
     async def consume(self, topic: str, queue: str, handler: Handler) -> None:
-        """Deliver every message of `topic` to `handler` through the named durable queue."""
+        """Deliver every message of `topic` to `handler`, in batches, through the named
+        durable queue."""
 
     async def close(self) -> None: ...
 
@@ -53,15 +57,18 @@ class InProcessBus:
 
     async def _run(self, name: str, inbox: asyncio.Queue[bytes], handler: Handler) -> None:
         while True:
-            body = await inbox.get()
+            batch = [await inbox.get()]
+            while len(batch) < MAX_BATCH and not inbox.empty():
+                batch.append(inbox.get_nowait())
             while True:
                 try:
-                    await handler(body)
+                    await handler(batch)
                     break
                 except Exception:
                     log.exception("bus.handler_failed", queue=name)
                     await asyncio.sleep(RETRY_DELAY_SECONDS)
-            inbox.task_done()
+            for _ in batch:
+                inbox.task_done()
 
     async def idle(self) -> None:
         """Wait until every queued message was handled (tests)."""
@@ -78,13 +85,13 @@ class InProcessBus:
 
 
 class RabbitBus:
-    def __init__(self, url: str, *, prefetch: int = 64) -> None:
+    def __init__(self, url: str, *, prefetch: int = 2 * MAX_BATCH) -> None:
         self.url = url
         self.prefetch = prefetch
-        self._connection: object | None = None
-        self._publish_channel: object | None = None
-        self._exchange: object | None = None
+        self._connection: Any = None
+        self._exchange: Any = None
         self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def _ensure(self) -> None:
         import aio_pika
@@ -97,13 +104,12 @@ class RabbitBus:
             self._exchange = await channel.declare_exchange(
                 EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
             )
-            self._connection, self._publish_channel = connection, channel
+            self._connection = connection
 
     async def publish(self, topic: str, body: bytes) -> None:
         import aio_pika
 
         await self._ensure()
-        assert isinstance(self._exchange, aio_pika.abc.AbstractExchange)
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         # With publisher confirms, this returns when the broker has the message.
         await self._exchange.publish(message, routing_key=topic)
@@ -112,7 +118,6 @@ class RabbitBus:
         import aio_pika
 
         await self._ensure()
-        assert isinstance(self._connection, aio_pika.abc.AbstractRobustConnection)
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         exchange = await channel.declare_exchange(
@@ -120,22 +125,38 @@ class RabbitBus:
         )
         declared = await channel.declare_queue(queue, durable=True)
         await declared.bind(exchange, routing_key=topic)
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        await declared.consume(inbox.put)
+        self._tasks.append(
+            asyncio.create_task(self._run(queue, inbox, handler), name=f"bus:{queue}")
+        )
 
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def _run(self, name: str, inbox: asyncio.Queue[Any], handler: Handler) -> None:
+        while True:
+            pending = [await inbox.get()]
+            # Linger briefly so that a burst becomes one batch (one transaction downstream).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LINGER_SECONDS):
+                    while len(pending) < MAX_BATCH:
+                        pending.append(await inbox.get())
             try:
-                await handler(message.body)
+                await handler([m.body for m in pending])
             except Exception:
-                log.exception("bus.handler_failed", queue=queue)
+                log.exception("bus.handler_failed", queue=name)
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
-                await message.nack(requeue=True)
-                return
-            await message.ack()
-
-        await declared.consume(on_message)
+                for message in pending:
+                    await message.nack(requeue=True)
+            else:
+                # Acknowledged only after the handler committed: a crash redelivers.
+                for message in pending:
+                    await message.ack()
 
     async def close(self) -> None:
-        import aio_pika
-
-        if isinstance(self._connection, aio_pika.abc.AbstractRobustConnection):
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._connection is not None:
             await self._connection.close()
-        self._connection = self._publish_channel = self._exchange = None
+        self._connection = self._exchange = None

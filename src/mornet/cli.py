@@ -212,6 +212,38 @@ def chain_status() -> None:
     print(json.dumps(_with_runtime(status)))
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 60,
+    households: Annotated[int, typer.Option(help="Agents publishing.")] = 200,
+    rate: Annotated[float, typer.Option(help="Messages per second offered.")] = 250,
+    batch: Annotated[int, typer.Option(help="Readings per message.")] = 50,
+    devices: Annotated[int, typer.Option(help="Devices per household.")] = 10,
+    postgres_url: Annotated[str, typer.Option(help="Server for a scratch database.")] = (
+        "postgresql://postgres@127.0.0.1:5432/postgres"
+    ),
+    amqp_url: Annotated[str, typer.Option(help="RabbitMQ.")] = "amqp://guest:guest@127.0.0.1:5672/",
+    mosquitto: Annotated[str | None, typer.Option(help="The mosquitto binary.")] = None,
+) -> None:
+    """Readings/s through Mosquitto, RabbitMQ and PostgreSQL, with loss, duplicates, latency,
+    memory, and a bare subscriber's rate on the same broker for comparison."""
+    from mornet.telemetry.bench import run_ingest_benchmark
+
+    result = asyncio.run(
+        run_ingest_benchmark(
+            duration=duration,
+            households=households,
+            rate=rate,
+            batch=batch,
+            devices=devices,
+            postgres_url=postgres_url,
+            amqp_url=amqp_url,
+            mosquitto=mosquitto,
+        )
+    )
+    print(json.dumps(result))
+
+
 @bench_app.command("chain")
 def bench_chain(
     accounts: Annotated[int, typer.Option(help="Accounts minted to in each mode.")] = 2000,

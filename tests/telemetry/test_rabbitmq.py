@@ -43,8 +43,8 @@ async def test_gateway_to_rabbitmq_to_storage_survives_a_consumer_crash(
     consumer = ReadingsConsumer(runtime.sessions)
     handled = asyncio.Event()
 
-    async def slow_then_die(body: bytes) -> None:
-        await consumer.handle(body)
+    async def slow_then_die(bodies: list[bytes]) -> None:
+        await consumer.handle(bodies)
         if consumer.stored >= 40:
             handled.set()
             await asyncio.sleep(3600)  # stuck: never acknowledges again

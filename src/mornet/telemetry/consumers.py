@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mornet import bus
 from mornet.db import unit_of_work
+from mornet.households import service as households
 from mornet.telemetry import service
 from mornet.telemetry.schemas import NormalisedBatch
 
@@ -17,16 +21,38 @@ class Gateway:
     """Turns each MQTT message into a verified batch on the bus, or a dead letter. Returns
     only when one of the two is durable, so the caller may then acknowledge the message."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: bus.Bus) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        events: bus.Bus,
+        *,
+        agent_cache_seconds: float = 0,
+    ) -> None:
         self.sessions = sessions
         self.events = events
         self.accepted = 0
         self.rejected = 0
+        # Agent credentials change rarely; caching them saves a query per message. A revoked
+        # agent is refused at most `agent_cache_seconds` later.
+        self.agent_cache_seconds = agent_cache_seconds
+        self._agents: dict[uuid.UUID, tuple[float, households.GatewayAgent | None]] = {}
+
+    async def _agent(
+        self, session: AsyncSession, agent_id: uuid.UUID
+    ) -> households.GatewayAgent | None:
+        now = time.monotonic()
+        cached = self._agents.get(agent_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        agent = await households.agent_for_gateway(session, agent_id)
+        if self.agent_cache_seconds > 0:
+            self._agents[agent_id] = (now + self.agent_cache_seconds, agent)
+        return agent
 
     async def handle(self, topic: str, payload: bytes) -> bool:
         try:
             async with self.sessions() as session:
-                batch = await service.accept_message(session, topic, payload)
+                batch = await service.accept_message(session, topic, payload, lookup=self._agent)
         except service.Rejected as rejection:
             async with unit_of_work(self.sessions) as session:
                 await service.record_dead_letter(
@@ -52,9 +78,18 @@ class ReadingsConsumer:
         self.stored = 0
         self.duplicates = 0
 
-    async def handle(self, body: bytes) -> None:
-        batch = NormalisedBatch.model_validate_json(body)
+    async def handle(self, bodies: list[bytes]) -> None:
+        """Store a delivery of batches in one transaction: one batch per household, in
+        household order (the order the per-household locks are taken in)."""
+        merged: dict[str, NormalisedBatch] = {}
+        for body in bodies:
+            batch = NormalisedBatch.model_validate_json(body)
+            key = str(batch.household_id)
+            if key in merged:
+                merged[key].readings.extend(batch.readings)
+            else:
+                merged[key] = batch
         async with unit_of_work(self.sessions) as session:
-            result = await service.store_batch(session, batch)
-        self.stored += result.new
-        self.duplicates += result.duplicate
+            results = [await service.store_batch(session, merged[key]) for key in sorted(merged)]
+        self.stored += sum(r.new for r in results)
+        self.duplicates += sum(r.duplicate for r in results)

@@ -32,7 +32,7 @@ class Subscriber:
         client_id: str,
         handler: MessageHandler,
         shared_group: str | None = None,
-        workers: int = 4,
+        workers: int = 16,
         queue_size: int = 1000,
     ) -> None:
         self.address = address

@@ -26,6 +26,8 @@ from mornet.wallets.crypto import WalletCipher
 
 log = structlog.get_logger(__name__)
 READINGS_QUEUE = "telemetry.readings.store"
+AGENT_CACHE_SECONDS = 10.0
+"""A revoked agent's messages are refused at most this long after the revocation."""
 
 
 @dataclass
@@ -60,7 +62,9 @@ async def start_telemetry(
 ) -> Telemetry:
     bus: Bus = RabbitBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
     telemetry = Telemetry(
-        bus=bus, gateway=Gateway(sessions, bus), consumer=ReadingsConsumer(sessions)
+        bus=bus,
+        gateway=Gateway(sessions, bus, agent_cache_seconds=AGENT_CACHE_SECONDS),
+        consumer=ReadingsConsumer(sessions),
     )
     if consumer:
         await bus.consume(READINGS, READINGS_QUEUE, telemetry.consumer.handle)

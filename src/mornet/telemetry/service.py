@@ -6,7 +6,7 @@ import itertools
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -47,7 +47,16 @@ def _summary(exc: ValidationError) -> str:
     )
 
 
-async def accept_message(session: AsyncSession, topic: str, payload: bytes) -> NormalisedBatch:
+AgentLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[households.GatewayAgent | None]]
+
+
+async def accept_message(
+    session: AsyncSession,
+    topic: str,
+    payload: bytes,
+    *,
+    lookup: AgentLookup = households.agent_for_gateway,
+) -> NormalisedBatch:
     """Authenticate, validate and normalise one MQTT message, or raise `Rejected`."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
@@ -64,7 +73,7 @@ async def accept_message(session: AsyncSession, topic: str, payload: bytes) -> N
         agent_id = uuid.UUID(str(message.get("agent_id")))
     except ValueError:
         raise Rejected("agent_id is missing or not a UUID") from None
-    agent = await households.agent_for_gateway(session, agent_id)
+    agent = await lookup(session, agent_id)
     if agent is None:
         raise Rejected(f"agent {agent_id} is unknown or revoked", agent_id=str(agent_id))
     if not signature_valid(message, bytes.fromhex(agent.secret_hash)):

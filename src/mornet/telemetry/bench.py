@@ -1,0 +1,340 @@
+"""`mornet bench ingest`: agents' traffic through the real pipeline — Mosquitto → gateway
+process → RabbitMQ → consumer process → PostgreSQL — measured end to end, next to a bare
+subscriber on the same broker under the same load."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import resource
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from mornet.telemetry.wire import encode, sign, signing_key, telemetry_topic
+
+QUEUE = "bench.telemetry.readings"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- the load: agents publishing signed batches at a fixed rate -------------------------
+
+
+def _load(
+    port: int,
+    agents: list[dict[str, str]],
+    rate: float,
+    duration: float,
+    batch: int,
+    devices: int,
+    prefix: str,
+    counter: Any,
+    peak_rss_kb: Any = None,
+) -> None:
+    """One process publishing `rate` messages/s of `batch` readings, spread over the agents."""
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-load-{prefix}"
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    seqs = [0] * len(agents)
+    started = time.monotonic()
+    sent = 0
+    while (elapsed := time.monotonic() - started) < duration:
+        due = int(elapsed * rate) + 1
+        while sent < due:
+            index = sent % len(agents)
+            agent = agents[index]
+            now = datetime.now(UTC).isoformat()
+            readings = []
+            for _ in range(batch):
+                seq = seqs[index]
+                seqs[index] += 1
+                readings.append(
+                    {
+                        "device_id": f"{prefix}-d{seq % devices}",
+                        "resource": "E",
+                        "ts": now,
+                        "seq": seq,
+                        "power_w": 100.0,
+                        "energy_wh": float(seq),
+                        "voltage_v": 230.0,
+                        "current_a": 0.43,
+                    }
+                )
+            message = sign(
+                {"agent_id": agent["agent_id"], "readings": readings}, bytes.fromhex(agent["key"])
+            )
+            client.publish(telemetry_topic(agent["household_id"]), encode(message), qos=1)
+            sent += 1
+        time.sleep(0.001)
+    while client.want_write():
+        time.sleep(0.01)
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+    with counter.get_lock():
+        counter.value += sent
+    if peak_rss_kb is not None:
+        peak_rss_kb.value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _bare_subscriber(port: int, duration: float, result: Any) -> None:
+    received = 0
+
+    def on_message(*_: Any) -> None:
+        nonlocal received
+        received += 1
+
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-bare", clean_session=True
+    )
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe("mornet/+/telemetry", qos=1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(duration)
+    client.loop_stop()
+    result.value = received
+
+
+# --- the pipeline roles, each in its own process -----------------------------------------
+
+
+def _role(role: str, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    from mornet.config import Settings
+    from mornet.db import create_engine, create_sessionmaker
+    from mornet.telemetry.runtime import start_telemetry
+
+    async def main() -> None:
+        settings = Settings()
+        engine = create_engine(settings.resolved_database_url())
+        telemetry = await start_telemetry(
+            settings,
+            create_sessionmaker(engine),
+            gateway=role == "gateway",
+            consumer=role == "consumer",
+        )
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await telemetry.close()
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+async def _provision(database_url: str, households: int) -> list[dict[str, str]]:
+    from mornet.db import create_engine, create_sessionmaker, unit_of_work
+    from mornet.households import service as households_service
+    from mornet.identity import service as identity
+
+    engine = create_engine(database_url)
+    agents = []
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            owner = await identity.register(
+                session,
+                email=f"bench-{uuid.uuid4().hex[:8]}@mornet.local",
+                password="bench-password",
+                full_name="Benchmark",
+            )
+            for index in range(households):
+                home = await households_service.create_household(
+                    session, owner=owner, name=f"bench {index}", address="-", region_code="RU-MOW"
+                )
+                agent = await households_service.register_agent(
+                    session, actor=owner, household_id=home.id, name="bench", mqtt_url="-"
+                )
+                agents.append(
+                    {
+                        "household_id": str(home.id),
+                        "agent_id": str(agent.agent.id),
+                        "key": signing_key(agent.secret).hex(),
+                    }
+                )
+    finally:
+        await engine.dispose()
+    return agents
+
+
+async def _measure(database_url: str) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from mornet.db import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT extract(epoch FROM received_at - ts), "
+                        "extract(epoch FROM received_at) FROM telemetry_readings"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    latencies = [float(r[0]) for r in rows]
+    stored_at = [float(r[1]) for r in rows]
+    return {"stored": len(rows), "latencies": latencies, "stored_at": stored_at}
+
+
+async def run_ingest_benchmark(
+    *,
+    duration: float,
+    households: int,
+    rate: float,
+    batch: int,
+    devices: int,
+    postgres_url: str,
+    amqp_url: str,
+    mosquitto: str | None,
+) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    from mornet.db import migrate
+
+    binary = mosquitto or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    scratch = Path(tempfile.mkdtemp(prefix="mornet-bench-"))
+    port = _free_port()
+    (scratch / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
+        "max_inflight_messages 0\nlog_type error\n"
+    )
+    broker = await asyncio.create_subprocess_exec(binary, "-c", str(scratch / "mosquitto.conf"))
+    database = f"mornet_bench_{os.getpid()}"
+    admin_url = make_url(postgres_url)
+    bench_url = admin_url.set(database=database).render_as_string(hide_password=False)
+    engine_admin = __import__("asyncpg")
+    admin_dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await engine_admin.connect(admin_dsn)
+    await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    await connection.execute(f'CREATE DATABASE "{database}"')
+    await connection.close()
+    children: list[Any] = []
+    try:
+        await asyncio.to_thread(migrate, bench_url)
+        agents = await _provision(bench_url, households)
+        env = {
+            "MORNET_DATABASE_URL": bench_url,
+            "MORNET_AMQP_URL": amqp_url,
+            "MORNET_MQTT_URL": f"mqtt://127.0.0.1:{port}",
+            "MORNET_DATA_DIR": str(scratch),
+            "MORNET_MQTT_CLIENT_ID": f"bench-gateway-{os.getpid()}",
+        }
+        context = multiprocessing.get_context("spawn")
+        # Phase 1: a bare subscriber under the same load, for the broker's own ceiling.
+        sent_baseline = context.Value("q", 0)
+        received = context.Value("q", 0)
+        baseline_seconds = min(duration, 10)
+        bare = context.Process(target=_bare_subscriber, args=(port, baseline_seconds + 2, received))
+        bare.start()
+        await asyncio.sleep(1)
+        load = context.Process(
+            target=_load,
+            args=(port, agents, rate, baseline_seconds, batch, devices, "base", sent_baseline),
+        )
+        load.start()
+        await asyncio.to_thread(load.join)
+        await asyncio.to_thread(bare.join)
+        baseline_per_s = received.value / baseline_seconds
+
+        # Phase 2: the pipeline, gateway and consumer in their own processes.
+        for role in ("consumer", "gateway"):
+            process = context.Process(
+                target=_role, args=(role, {**env, "MORNET_LOG_JSON": "1"}), name=role
+            )
+            process.start()
+            children.append(process)
+        await asyncio.sleep(4)
+        sent = context.Value("q", 0)
+        load_rss = context.Value("q", 0)
+        load = context.Process(
+            target=_load,
+            args=(port, agents, rate, duration, batch, devices, "run", sent, load_rss),
+        )
+        started = time.time()
+        load.start()
+        await asyncio.to_thread(load.join)
+        expected = sent.value * batch
+        deadline = time.monotonic() + 120
+        while True:
+            measured = await _measure(bench_url)
+            if measured["stored"] >= expected or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        rss = {p.name: _peak_rss_mb(p.pid or 0) for p in children}
+        rss["load"] = round(load_rss.value / 1024, 1)
+    finally:
+        for process in children:
+            if process.pid:
+                os.kill(process.pid, signal.SIGTERM)
+            process.join(20)
+        broker.terminate()
+        await broker.wait()
+        connection = await engine_admin.connect(admin_dsn)
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await connection.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    stored = measured["stored"]
+    window = max(measured["stored_at"], default=started) - started
+    messages = sent.value
+    return {
+        "benchmark": "ingest",
+        "measured": "signed batches from simulated agents → Mosquitto → gateway process → RabbitMQ "
+        "→ consumer process → PostgreSQL; readings/s and messages/s over the run",
+        "duration_s": duration,
+        "households": households,
+        "readings_per_message": batch,
+        "sent_readings": expected,
+        "stored_readings": stored,
+        "readings_per_s": round(stored / window, 1) if window > 0 else 0,
+        "messages_per_s": round(messages / window, 1) if window > 0 else 0,
+        "offered_messages_per_s": rate,
+        "lost": max(expected - stored, 0),
+        "duplicated": max(stored - expected, 0),
+        "p50_latency_s": round(_percentile(measured["latencies"], 0.50), 3),
+        "p99_latency_s": round(_percentile(measured["latencies"], 0.99), 3),
+        "baseline_messages_per_s": round(baseline_per_s, 1),
+        "ratio": round((messages / window) / baseline_per_s, 3)
+        if window > 0 and baseline_per_s
+        else 0,
+        "peak_rss_mb": rss,
+    }
