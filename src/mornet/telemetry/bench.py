@@ -205,7 +205,8 @@ async def _measure(database_url: str) -> dict[str, Any]:
                 await connection.execute(
                     text(
                         "SELECT extract(epoch FROM received_at - ts), "
-                        "extract(epoch FROM received_at) FROM telemetry_readings"
+                        "extract(epoch FROM received_at) FROM telemetry_readings "
+                        "WHERE device_id LIKE 'run-%'"
                     )
                 )
             ).all()
