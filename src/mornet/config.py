@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     """Persistent session name of this gateway instance: keep it stable across restarts."""
     amqp_url: str | None = None
     """RabbitMQ for the message bus. Unset: an in-process bus."""
+    readings_queue: str = "telemetry.readings.store"
+    """The durable queue the readings consumers share."""
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
 

@@ -23,8 +23,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from mornet.telemetry.wire import encode, sign, signing_key, telemetry_topic
 
-QUEUE = "bench.telemetry.readings"
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -193,6 +191,15 @@ async def _provision(database_url: str, households: int) -> list[dict[str, str]]
     return agents
 
 
+async def _delete_queue(amqp_url: str, queue: str) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+
+
 async def _measure(database_url: str) -> dict[str, Any]:
     from sqlalchemy import text
 
@@ -250,6 +257,7 @@ async def run_ingest_benchmark(
     await connection.execute(f'CREATE DATABASE "{database}"')
     await connection.close()
     children: list[Any] = []
+    queue = f"bench.readings.{os.getpid()}"
     try:
         await asyncio.to_thread(migrate, bench_url)
         agents = await _provision(bench_url, households)
@@ -259,6 +267,7 @@ async def run_ingest_benchmark(
             "MORNET_MQTT_URL": f"mqtt://127.0.0.1:{port}",
             "MORNET_DATA_DIR": str(scratch),
             "MORNET_MQTT_CLIENT_ID": f"bench-gateway-{os.getpid()}",
+            "MORNET_READINGS_QUEUE": queue,
         }
         context = multiprocessing.get_context("spawn")
         # Phase 1: a bare subscriber under the same load, for the broker's own ceiling.
@@ -314,6 +323,7 @@ async def run_ingest_benchmark(
         await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await connection.close()
         shutil.rmtree(scratch, ignore_errors=True)
+        await _delete_queue(amqp_url, queue)
     stored = measured["stored"]
     window = max(measured["stored_at"], default=started) - started
     messages = sent.value

@@ -32,6 +32,20 @@ class Reading(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class DeviceCursor(Base):
+    """A device's highest stored reading: new readings chain onto it without reading
+    history."""
+
+    __tablename__ = "telemetry_device_cursors"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    counter: Mapped[Decimal] = mapped_column(ScaledDecimal(6))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    resource: Mapped[Resource] = mapped_column(String(1))
+
+
 class HourlyConsumption(Base):
     """Use per household, resource and UTC hour, from counter deltas."""
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.resources import Resource
-from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
+from mornet.telemetry.models import DeadLetter, DeviceCursor, HourlyConsumption, Reading
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -66,6 +66,51 @@ async def device_readings_around(
         .order_by(Reading.seq)
     )
     return (await session.scalars(query)).all()
+
+
+async def cursors(
+    session: AsyncSession, household_id: uuid.UUID, device_ids: list[str]
+) -> dict[str, DeviceCursor]:
+    if not device_ids:
+        return {}
+    query = select(DeviceCursor).where(
+        DeviceCursor.household_id == household_id, DeviceCursor.device_id.in_(device_ids)
+    )
+    return {c.device_id: c for c in (await session.scalars(query)).all()}
+
+
+async def save_cursors(
+    session: AsyncSession,
+    household_id: uuid.UUID,
+    moves: dict[str, tuple[int, Decimal, datetime, str]],
+) -> None:
+    """Move cursors forward (never back: a concurrent older write cannot lower them)."""
+    if not moves:
+        return
+    rows = [
+        {
+            "household_id": household_id,
+            "device_id": d,
+            "seq": seq,
+            "counter": counter,
+            "ts": ts,
+            "resource": resource,
+        }
+        for d, (seq, counter, ts, resource) in sorted(moves.items())
+    ]
+    statement = _insert(session, DeviceCursor).values(rows)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["household_id", "device_id"],
+        set_={
+            "seq": excluded.seq,
+            "counter": excluded.counter,
+            "ts": excluded.ts,
+            "resource": excluded.resource,
+        },
+        where=DeviceCursor.seq < excluded.seq,
+    )
+    await session.execute(statement)
 
 
 async def add_consumption(

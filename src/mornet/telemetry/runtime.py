@@ -25,7 +25,6 @@ from mornet.telemetry.wire import TOPIC_PREFIX, TOPIC_SUFFIX
 from mornet.wallets.crypto import WalletCipher
 
 log = structlog.get_logger(__name__)
-READINGS_QUEUE = "telemetry.readings.store"
 AGENT_CACHE_SECONDS = 10.0
 """A revoked agent's messages are refused at most this long after the revocation."""
 
@@ -67,7 +66,7 @@ async def start_telemetry(
         consumer=ReadingsConsumer(sessions),
     )
     if consumer:
-        await bus.consume(READINGS, READINGS_QUEUE, telemetry.consumer.handle)
+        await bus.consume(READINGS, settings.readings_queue, telemetry.consumer.handle)
     if not gateway:
         return telemetry
     if settings.mqtt_url is None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -129,7 +129,28 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _use_between(earlier: Reading, later: Reading) -> Decimal:
+class CounterSample(Protocol):
+    """What the use arithmetic needs of a reading (stored, new, or a device's cursor)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def counter(self) -> Decimal: ...
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def resource(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Sample:
+    seq: int
+    counter: Decimal
+    ts: datetime
+    resource: str
+
+
+def _use_between(earlier: CounterSample, later: CounterSample) -> Decimal:
     """Use between two readings of one counter. A counter that went down was reset (plug
     reboot, firmware reset): everything it shows since is new use."""
     delta = later.counter - earlier.counter
@@ -138,11 +159,16 @@ def _use_between(earlier: Reading, later: Reading) -> Decimal:
 
 async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
     """Store the readings not stored yet and fold their counter deltas into hourly use,
-    whatever order they arrive in. Idempotent on (household, device, seq)."""
+    whatever order they arrive in. Idempotent on (household, device, seq).
+
+    Each device has a cursor (its highest stored reading). Readings that arrive after it —
+    the normal case — chain onto it without reading history; a reading that lands among
+    stored ones re-splits its neighbours' delta from the stored readings."""
+    household_id = batch.household_id
     if session.get_bind().dialect.name == "postgresql":
         # One writer per household at a time keeps the neighbour arithmetic consistent.
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(batch.household_id)}
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(household_id)}
         )
     received = utcnow()
     unique: dict[tuple[str, int], NormalisedReading] = {
@@ -150,7 +176,7 @@ async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
     }
     rows = [
         {
-            "household_id": batch.household_id,
+            "household_id": household_id,
             "device_id": r.device_id,
             "seq": r.seq,
             "agent_id": batch.agent_id,
@@ -165,28 +191,48 @@ async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
         for r in unique.values()
     ]
     new = await repository.insert_new_readings(session, rows)
-    deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal] = defaultdict(Decimal)
-    by_device: dict[str, list[int]] = defaultdict(list)
+    by_device: dict[str, list[_Sample]] = defaultdict(list)
     for device_id, seq in new:
-        by_device[device_id].append(seq)
-    for device_id, seqs in by_device.items():
-        fresh = set(seqs)
+        r = unique[(device_id, seq)]
+        by_device[device_id].append(_Sample(seq, r.counter, r.ts, str(r.resource)))
+    cursors = await repository.cursors(session, household_id, list(by_device))
+    deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal] = defaultdict(Decimal)
+
+    def add(earlier: CounterSample, later: CounterSample, sign: int = 1) -> None:
+        key = (household_id, Resource(later.resource), _hour(later.ts))
+        deltas[key] += sign * _use_between(earlier, later)
+
+    advanced: dict[str, _Sample] = {}
+    for device_id, fresh in by_device.items():
+        fresh.sort(key=lambda sample: sample.seq)
+        cursor = cursors.get(device_id)
+        if cursor is None or fresh[0].seq > cursor.seq:
+            chain: list[CounterSample] = [cursor] if cursor is not None else []
+            chain += fresh
+            for earlier, later in itertools.pairwise(chain):
+                add(earlier, later)
+            advanced[device_id] = fresh[-1]
+            continue
+        seqs = {sample.seq for sample in fresh}
         around = await repository.device_readings_around(
-            session, batch.household_id, device_id, min(seqs), max(seqs)
+            session, household_id, device_id, fresh[0].seq, fresh[-1].seq
         )
         # Pairs of old neighbours that a new reading now sits between lose their delta…
-        old = [r for r in around if r.seq not in fresh]
+        old = [r for r in around if r.seq not in seqs]
         for earlier, later in itertools.pairwise(old):
-            if any(earlier.seq < s < later.seq for s in fresh):
-                deltas[(batch.household_id, Resource(later.resource), _hour(later.ts))] -= (
-                    _use_between(earlier, later)
-                )
+            if any(earlier.seq < s < later.seq for s in seqs):
+                add(earlier, later, -1)
         # …and every pair that involves a new reading gains its own.
         for earlier, later in itertools.pairwise(around):
-            if earlier.seq in fresh or later.seq in fresh:
-                deltas[(batch.household_id, Resource(later.resource), _hour(later.ts))] += (
-                    _use_between(earlier, later)
-                )
+            if earlier.seq in seqs or later.seq in seqs:
+                add(earlier, later)
+        if fresh[-1].seq > cursor.seq:
+            advanced[device_id] = fresh[-1]
+    await repository.save_cursors(
+        session,
+        household_id,
+        {d: (s.seq, s.counter, s.ts, s.resource) for d, s in advanced.items()},
+    )
     await repository.add_consumption(session, {k: v for k, v in deltas.items() if v != 0})
     return Stored(new=len(new), duplicate=len(rows) - len(new) + (len(batch.readings) - len(rows)))
 
