@@ -79,17 +79,9 @@ class ReadingsConsumer:
         self.duplicates = 0
 
     async def handle(self, bodies: list[bytes]) -> None:
-        """Store a delivery of batches in one transaction: one batch per household, in
-        household order (the order the per-household locks are taken in)."""
-        merged: dict[str, NormalisedBatch] = {}
-        for body in bodies:
-            batch = NormalisedBatch.model_validate_json(body)
-            key = str(batch.household_id)
-            if key in merged:
-                merged[key].readings.extend(batch.readings)
-            else:
-                merged[key] = batch
+        """Store a delivery of batches in one transaction."""
+        batches = [NormalisedBatch.model_validate_json(body) for body in bodies]
         async with unit_of_work(self.sessions) as session:
-            results = [await service.store_batch(session, merged[key]) for key in sorted(merged)]
-        self.stored += sum(r.new for r in results)
-        self.duplicates += sum(r.duplicate for r in results)
+            result = await service.store_batches(session, batches)
+        self.stored += result.new
+        self.duplicates += result.duplicate

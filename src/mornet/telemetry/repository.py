@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,18 +23,18 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 async def insert_new_readings(
     session: AsyncSession, rows: list[dict[str, Any]]
-) -> set[tuple[str, int]]:
-    """Insert what is not stored yet; returns the (device_id, seq) that were new."""
+) -> set[tuple[uuid.UUID, str, int]]:
+    """Insert what is not stored yet; returns the (household, device, seq) that were new.
+    One statement for any number of rows (executemany, compiled once)."""
     if not rows:
         return set()
     statement = (
         _insert(session, Reading)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["household_id", "device_id", "seq"])
-        .returning(Reading.device_id, Reading.seq)
+        .returning(Reading.household_id, Reading.device_id, Reading.seq)
     )
-    result = await session.execute(statement)
-    return {(device, seq) for device, seq in result.all()}
+    result = await session.execute(statement, rows)
+    return {(h, d, s) for h, d, s in result.all()}
 
 
 async def device_readings_around(
@@ -69,36 +69,36 @@ async def device_readings_around(
 
 
 async def cursors(
-    session: AsyncSession, household_id: uuid.UUID, device_ids: list[str]
-) -> dict[str, DeviceCursor]:
-    if not device_ids:
+    session: AsyncSession, keys: list[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], DeviceCursor]:
+    if not keys:
         return {}
     query = select(DeviceCursor).where(
-        DeviceCursor.household_id == household_id, DeviceCursor.device_id.in_(device_ids)
+        tuple_(DeviceCursor.household_id, DeviceCursor.device_id).in_(keys)
     )
-    return {c.device_id: c for c in (await session.scalars(query)).all()}
+    return {(c.household_id, c.device_id): c for c in (await session.scalars(query)).all()}
 
 
 async def save_cursors(
-    session: AsyncSession,
-    household_id: uuid.UUID,
-    moves: dict[str, tuple[int, Decimal, datetime, str]],
+    session: AsyncSession, moves: dict[tuple[uuid.UUID, str], tuple[int, Decimal, datetime, str]]
 ) -> None:
     """Move cursors forward (never back: a concurrent older write cannot lower them)."""
     if not moves:
         return
     rows = [
         {
-            "household_id": household_id,
+            "household_id": h,
             "device_id": d,
             "seq": seq,
             "counter": counter,
             "ts": ts,
             "resource": resource,
         }
-        for d, (seq, counter, ts, resource) in sorted(moves.items())
+        for (h, d), (seq, counter, ts, resource) in sorted(
+            moves.items(), key=lambda m: (str(m[0][0]), m[0][1])
+        )
     ]
-    statement = _insert(session, DeviceCursor).values(rows)
+    statement = _insert(session, DeviceCursor)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["household_id", "device_id"],
@@ -110,7 +110,7 @@ async def save_cursors(
         },
         where=DeviceCursor.seq < excluded.seq,
     )
-    await session.execute(statement)
+    await session.execute(statement, rows)
 
 
 async def add_consumption(
@@ -125,12 +125,12 @@ async def add_consumption(
             deltas.items(), key=lambda item: (str(item[0][0]), item[0][1], item[0][2])
         )
     ]
-    statement = _insert(session, HourlyConsumption).values(rows)
+    statement = _insert(session, HourlyConsumption)
     statement = statement.on_conflict_do_update(
         index_elements=["household_id", "resource", "hour_start"],
         set_={"quantity": HourlyConsumption.quantity + statement.excluded.quantity},
     )
-    await session.execute(statement)
+    await session.execute(statement, rows)
 
 
 async def readings(

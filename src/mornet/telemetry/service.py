@@ -158,25 +158,38 @@ def _use_between(earlier: CounterSample, later: CounterSample) -> Decimal:
 
 
 async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
+    return await store_batches(session, [batch])
+
+
+async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch]) -> Stored:
     """Store the readings not stored yet and fold their counter deltas into hourly use,
-    whatever order they arrive in. Idempotent on (household, device, seq).
+    whatever order they arrive in. Idempotent on (household, device, seq). A fixed number
+    of statements for any number of batches and households.
 
     Each device has a cursor (its highest stored reading). Readings that arrive after it —
     the normal case — chain onto it without reading history; a reading that lands among
     stored ones re-splits its neighbours' delta from the stored readings."""
-    household_id = batch.household_id
-    if session.get_bind().dialect.name == "postgresql":
-        # One writer per household at a time keeps the neighbour arithmetic consistent.
+    household_keys = sorted({str(b.household_id) for b in batches})
+    if session.get_bind().dialect.name == "postgresql" and household_keys:
+        # One writer per household at a time keeps the arithmetic consistent; taken in a
+        # fixed order so two consumers never deadlock.
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(household_id)}
+            text(
+                "SELECT pg_advisory_xact_lock(hashtext(k)) "
+                "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"
+            ),
+            {"keys": household_keys},
         )
     received = utcnow()
-    unique: dict[tuple[str, int], NormalisedReading] = {
-        (r.device_id, r.seq): r for r in batch.readings
-    }
+    unique: dict[tuple[uuid.UUID, str, int], tuple[NormalisedBatch, NormalisedReading]] = {}
+    offered = 0
+    for batch in batches:
+        offered += len(batch.readings)
+        for r in batch.readings:
+            unique[(batch.household_id, r.device_id, r.seq)] = (batch, r)
     rows = [
         {
-            "household_id": household_id,
+            "household_id": batch.household_id,
             "device_id": r.device_id,
             "seq": r.seq,
             "agent_id": batch.agent_id,
@@ -188,30 +201,30 @@ async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
             "current_a": r.current_a,
             "received_at": received,
         }
-        for r in unique.values()
+        for batch, r in unique.values()
     ]
     new = await repository.insert_new_readings(session, rows)
-    by_device: dict[str, list[_Sample]] = defaultdict(list)
-    for device_id, seq in new:
-        r = unique[(device_id, seq)]
-        by_device[device_id].append(_Sample(seq, r.counter, r.ts, str(r.resource)))
-    cursors = await repository.cursors(session, household_id, list(by_device))
+    by_device: dict[tuple[uuid.UUID, str], list[_Sample]] = defaultdict(list)
+    for household_id, device_id, seq in new:
+        _, r = unique[(household_id, device_id, seq)]
+        by_device[(household_id, device_id)].append(_Sample(seq, r.counter, r.ts, str(r.resource)))
+    cursors = await repository.cursors(session, list(by_device))
     deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal] = defaultdict(Decimal)
+    advanced: dict[tuple[uuid.UUID, str], _Sample] = {}
+    for (household_id, device_id), fresh in by_device.items():
 
-    def add(earlier: CounterSample, later: CounterSample, sign: int = 1) -> None:
-        key = (household_id, Resource(later.resource), _hour(later.ts))
-        deltas[key] += sign * _use_between(earlier, later)
+        def add(earlier: CounterSample, later: CounterSample, sign: int = 1) -> None:
+            key = (household_id, Resource(later.resource), _hour(later.ts))  # noqa: B023
+            deltas[key] += sign * _use_between(earlier, later)
 
-    advanced: dict[str, _Sample] = {}
-    for device_id, fresh in by_device.items():
         fresh.sort(key=lambda sample: sample.seq)
-        cursor = cursors.get(device_id)
+        cursor = cursors.get((household_id, device_id))
         if cursor is None or fresh[0].seq > cursor.seq:
             chain: list[CounterSample] = [cursor] if cursor is not None else []
             chain += fresh
             for earlier, later in itertools.pairwise(chain):
                 add(earlier, later)
-            advanced[device_id] = fresh[-1]
+            advanced[(household_id, device_id)] = fresh[-1]
             continue
         seqs = {sample.seq for sample in fresh}
         around = await repository.device_readings_around(
@@ -227,14 +240,12 @@ async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
             if earlier.seq in seqs or later.seq in seqs:
                 add(earlier, later)
         if fresh[-1].seq > cursor.seq:
-            advanced[device_id] = fresh[-1]
+            advanced[(household_id, device_id)] = fresh[-1]
     await repository.save_cursors(
-        session,
-        household_id,
-        {d: (s.seq, s.counter, s.ts, s.resource) for d, s in advanced.items()},
+        session, {key: (s.seq, s.counter, s.ts, s.resource) for key, s in advanced.items()}
     )
     await repository.add_consumption(session, {k: v for k, v in deltas.items() if v != 0})
-    return Stored(new=len(new), duplicate=len(rows) - len(new) + (len(batch.readings) - len(rows)))
+    return Stored(new=len(new), duplicate=offered - len(new))
 
 
 async def _household_zone(session: AsyncSession, actor: Actor, household_id: uuid.UUID) -> ZoneInfo:
