@@ -238,3 +238,65 @@ async def test_hourly_use_never_depends_on_delivery_order(
     assert total == len(readings)
     after = sum((await _hours(session)).values(), Decimal(0))
     assert after - before == expected
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    raw=st.binary(max_size=300)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | st.fixed_dictionaries(
+        {
+            "agent_id": st.text(max_size=40),
+            "readings": st.lists(json_values, max_size=3),
+            "hmac": st.text(max_size=70),
+        }
+    ).map(lambda v: json.dumps(v).encode()),
+    signed_readings=st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "device_id",
+                    "resource",
+                    "ts",
+                    "seq",
+                    "power_w",
+                    "energy_wh",
+                    "value",
+                    "voltage_mv",
+                    "extra",
+                ]
+            ),
+            json_values,
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+async def test_fuzzed_payloads_are_dead_lettered_never_crash(
+    pipeline: Pipeline,
+    agent: FakeAgent,
+    session: AsyncSession,
+    raw: bytes,
+    signed_readings: list[dict[str, Any]],
+) -> None:
+    for payload in (raw, agent.message(signed_readings)):
+        before = await _count(session, DeadLetter)
+        accepted = await pipeline.send(agent.topic, payload)  # never raises
+        after = await _count(session, DeadLetter)
+        assert accepted or after == before + 1
+    # …and a good message still goes through afterwards.
+    assert await pipeline.send(
+        agent.topic, agent.message([plug(10**9, 1.0, device="fuzz-check", minutes=0)])
+    )

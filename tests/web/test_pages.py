@@ -319,3 +319,50 @@ async def test_wallet_page_shows_balances_and_sends(
     )
     assert short.status_code == 422
     assert "not enough GCC" in short.text
+
+
+async def test_household_page_shows_power_now_and_todays_chart(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: object
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mornet.db import unit_of_work
+    from mornet.runtime import Runtime
+    from mornet.telemetry import service as telemetry
+    from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
+
+    assert isinstance(runtime, Runtime)
+    owner = await create_user(session)
+    household = Household(owner_id=owner.id, name="Flat", address="A", region_code="RU-MOW")
+    session.add(household)
+    await session.commit()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    readings = [
+        WireReading.model_validate(
+            {
+                "device_id": "p",
+                "resource": "E",
+                "ts": (now - timedelta(minutes=m)).isoformat(),
+                "seq": 10 - i,
+                "power_w": 1234.5,
+                "energy_wh": 5000.0 - 100 * i,
+            }
+        )
+        for i, m in enumerate((0, 1))
+    ]
+    async with unit_of_work(runtime.sessions) as writer:
+        await telemetry.store_batch(
+            writer,
+            NormalisedBatch(
+                household_id=household.id,
+                agent_id=None,
+                readings=[NormalisedReading.of(r) for r in readings],
+            ),
+        )
+    await page_login(client, owner.email)
+    page = await client.get(f"/households/{household.id}")
+    assert page.status_code == 200
+    assert '<strong id="power-now">1234.5 W</strong>' in page.text
+    assert "Electricity today" in page.text
+    assert '<svg class="chart"' in page.text
+    assert "0.1 kWh" in page.text

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mornet import bus
@@ -51,8 +52,19 @@ class Gateway:
 
     async def handle(self, topic: str, payload: bytes) -> bool:
         try:
-            async with self.sessions() as session:
-                batch = await service.accept_message(session, topic, payload, lookup=self._agent)
+            try:
+                async with self.sessions() as session:
+                    batch = await service.accept_message(
+                        session, topic, payload, lookup=self._agent
+                    )
+            except (SQLAlchemyError, OSError):
+                raise  # the database is away: the message stays unacknowledged and is retried
+            except service.Rejected:
+                raise
+            except Exception as exc:
+                # A message that trips a bug must not block the stream behind it.
+                log.exception("telemetry.unexpected_error", topic=topic)
+                raise service.Rejected(f"could not be processed: {exc!r}"[:2000]) from exc
         except service.Rejected as rejection:
             async with unit_of_work(self.sessions) as session:
                 await service.record_dead_letter(

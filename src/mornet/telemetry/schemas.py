@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -62,7 +62,10 @@ class WireReading(BaseModel):
                 raw = data.pop(vendor)
                 if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                     raise ValueError(f"{vendor} must be a number")
-                data[field] = Decimal(str(raw)) * factor
+                try:
+                    data[field] = Decimal(str(raw)) * factor
+                except InvalidOperation:
+                    raise ValueError(f"{vendor} must be a number, not {raw!r}") from None
         return data
 
     @model_validator(mode="after")
