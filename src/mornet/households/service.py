@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -18,6 +17,7 @@ from mornet.households import repository
 from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.identity import service as identity
 from mornet.tariffs import service as tariffs
+from mornet.telemetry.wire import signing_key, telemetry_topic
 
 
 class HouseholdNotFound(NotFound):
@@ -43,7 +43,7 @@ class ProvisionedAgent:
 
     @property
     def topic(self) -> str:
-        return telemetry_topic(self.agent.household_id)
+        return telemetry_topic(str(self.agent.household_id))
 
     def config_toml(self) -> str:
         return agent_config_toml(
@@ -61,12 +61,9 @@ class AdminHouseholdRow:
     agent_count: int
 
 
-def telemetry_topic(household_id: uuid.UUID) -> str:
-    return f"mornet/{household_id}/telemetry"
-
-
 def hash_agent_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    """What the platform keeps of a secret: its SHA-256, which is also the agent's HMAC key."""
+    return signing_key(secret).hex()
 
 
 def agent_config_toml(
