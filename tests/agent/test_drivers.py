@@ -143,3 +143,42 @@ async def test_the_simulated_plug_is_deterministic_from_its_seed() -> None:
     assert evening > night  # a household uses more in the evening
     reading = await a.read()
     WireReading.model_validate({**reading, "device_id": "a", "seq": 0})
+
+
+async def test_tapo_p110_over_klap_with_the_account_credentials() -> None:
+    from mornet.agent.config import TapoP110Device
+    from mornet.agent.drivers.tapo import TapoPlug
+    from tests.agent.emulators import TapoState, tapo_p110
+
+    state = TapoState(username="owner@example.com", password="tapo-password")
+    with tapo_p110(state) as port:
+        plug = TapoPlug(
+            TapoP110Device(
+                id="tapo",
+                kind="tapo_p110",
+                host=f"127.0.0.1:{port}",
+                username="owner@example.com",
+                password="tapo-password",
+            )
+        )
+        first = await plug.read()
+        second = await plug.read()
+        await plug.close()
+        wrong = TapoPlug(
+            TapoP110Device(
+                id="tapo",
+                kind="tapo_p110",
+                host=f"127.0.0.1:{port}",
+                username="owner@example.com",
+                password="not-it",
+            )
+        )
+        with pytest.raises(DeviceError):
+            await wrong.read()
+        await wrong.close()
+    assert first["power_w"] == 123.456
+    assert first["voltage_v"] == 229.8
+    assert first["current_a"] == 0.537
+    assert first["energy_wh"] == 45_678
+    assert second["energy_wh"] == 45_680
+    WireReading.model_validate({**first, "device_id": "tapo", "seq": 0})
