@@ -366,3 +366,30 @@ async def test_household_page_shows_power_now_and_todays_chart(
     assert "Electricity today" in page.text
     assert '<svg class="chart"' in page.text
     assert "0.1 kWh" in page.text
+
+
+async def test_a_household_records_a_meter_reading_from_its_page(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from mornet.telemetry.models import Reading
+
+    owner = await create_user(session)
+    household = Household(owner_id=owner.id, name="Flat", address="A", region_code="RU-MOW")
+    session.add(household)
+    await session.commit()
+    await page_login(client, owner.email)
+    page = await client.get(f"/households/{household.id}")
+    token = csrf_from(page)
+    saved = await client.post(
+        f"/households/{household.id}/meter-readings",
+        data={"resource": "W", "value": "123,456", "csrf_token": token},
+    )
+    assert saved.status_code == 303
+    stored = (await session.scalars(select(Reading))).all()
+    assert [(r.device_id, str(r.counter)) for r in stored] == [("meter-W", "123.456000")]
+    refused = await client.post(
+        f"/households/{household.id}/meter-readings",
+        data={"resource": "W", "value": "lots", "csrf_token": token},
+    )
+    assert refused.status_code == 422
+    assert len((await session.scalars(select(Reading))).all()) == 1

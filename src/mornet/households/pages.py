@@ -13,9 +13,11 @@ from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.households import service
 from mornet.households.schemas import AgentCreate, HouseholdCreate, HouseholdUpdate
 from mornet.identity.models import User
+from mornet.resources import Resource
 from mornet.tariffs import service as tariffs
 from mornet.telemetry import service as telemetry
 from mornet.telemetry.pages import today_chart
+from mornet.telemetry.schemas import MeterReadingIn
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
@@ -183,6 +185,36 @@ async def revoke_agent(
     household_id: uuid.UUID, agent_id: uuid.UUID, user: PageUser, session: SessionDep
 ) -> Response:
     await service.revoke_agent(session, actor=user, household_id=household_id, agent_id=agent_id)
+    return redirect(f"/households/{household_id}")
+
+
+@router.post("/households/{household_id}/meter-readings", dependencies=[CsrfChecked])
+async def meter_reading(
+    request: Request,
+    household_id: uuid.UUID,
+    user: PageUser,
+    session: SessionDep,
+    resource: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
+) -> Response:
+    """A heat or water meter index typed in by the household."""
+    try:
+        body = MeterReadingIn(resource=resource, value=value.strip().replace(",", "."))
+        await telemetry.record_meter_reading(
+            session,
+            actor=user,
+            household_id=household_id,
+            resource=Resource(body.resource),
+            value=body.value,
+            ts=None,
+        )
+    except FormFailure as exc:
+        if isinstance(exc, service.HouseholdNotFound):
+            raise
+        message, status = failure(exc)
+        return await _detail_page(
+            request, session, user, household_id, error=message, status_code=status
+        )
     return redirect(f"/households/{household_id}")
 
 

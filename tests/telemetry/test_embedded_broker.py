@@ -1,0 +1,86 @@
+"""The embedded broker of `mornet up`: agents log in with their credentials and publish only
+for their own household; the gateway subscribes with its internal password."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from mornet.telemetry.broker import GATEWAY_USER, EmbeddedBroker
+from tests.brokers import free_port
+
+HOUSEHOLD = uuid.uuid4()
+AGENT = uuid.uuid4()
+SECRET = "agent-secret-value"
+
+
+async def verify(agent_id: uuid.UUID, secret: str) -> uuid.UUID | None:
+    return HOUSEHOLD if agent_id == AGENT and secret == SECRET else None
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[EmbeddedBroker]:
+    running = EmbeddedBroker(host="127.0.0.1", port=free_port(), verify_agent=verify)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+async def connect(
+    broker: EmbeddedBroker, username: str, password: str, client_id: str
+) -> tuple[paho.Client, list[str], list[Any]]:
+    received: list[str] = []
+    outcome: list[Any] = []
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.username_pw_set(username, password)
+    client.on_message = lambda _c, _u, message: received.append(message.topic)
+    client.on_connect = lambda _c, _u, _f, reason, _p: outcome.append(reason)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    for _ in range(50):
+        if outcome:
+            break
+        await asyncio.sleep(0.05)
+    return client, received, outcome
+
+
+async def test_agents_publish_only_for_their_household(broker: EmbeddedBroker) -> None:
+    gateway, received, outcome = await connect(
+        broker, GATEWAY_USER, broker.principals.gateway_password, "gw"
+    )
+    assert not outcome[0].is_failure
+    gateway.subscribe("mornet/+/telemetry", qos=1)
+    await asyncio.sleep(0.3)
+    agent, _, agent_outcome = await connect(broker, str(AGENT), SECRET, "agent")
+    assert not agent_outcome[0].is_failure
+    agent.publish(f"mornet/{HOUSEHOLD}/telemetry", b"mine", qos=1).wait_for_publish(5)
+    agent.publish(f"mornet/{uuid.uuid4()}/telemetry", b"theirs", qos=1).wait_for_publish(5)
+    await asyncio.sleep(0.5)
+    assert received == [f"mornet/{HOUSEHOLD}/telemetry"]
+    for client in (gateway, agent):
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        (str(AGENT), "wrong"),
+        (str(uuid.uuid4()), SECRET),
+        ("anonymous", ""),
+        (GATEWAY_USER, "guess"),
+    ],
+)
+async def test_wrong_credentials_are_refused(
+    broker: EmbeddedBroker, username: str, password: str
+) -> None:
+    client, _, outcome = await connect(broker, username, password, f"c-{uuid.uuid4().hex[:6]}")
+    client.loop_stop()
+    assert outcome
+    assert outcome[0].is_failure
