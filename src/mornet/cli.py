@@ -216,7 +216,7 @@ def chain_status() -> None:
 def bench_ingest(
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 60,
     households: Annotated[int, typer.Option(help="Agents publishing.")] = 200,
-    rate: Annotated[float, typer.Option(help="Messages per second offered.")] = 250,
+    rate: Annotated[float, typer.Option(help="Messages per second offered.")] = 210,
     batch: Annotated[int, typer.Option(help="Readings per message.")] = 50,
     devices: Annotated[int, typer.Option(help="Devices per household.")] = 10,
     postgres_url: Annotated[str, typer.Option(help="Server for a scratch database.")] = (
