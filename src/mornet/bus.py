@@ -40,34 +40,52 @@ class Bus(Protocol):
 
 
 class InProcessBus:
+    """Queues inside the process. Nothing here survives a crash, so `publish` returns only
+    once every consumer has handled the message: the caller acknowledges its source (the
+    MQTT broker) after that, never before, and a crash makes the source deliver again."""
+
     def __init__(self) -> None:
-        self._queues: dict[str, list[asyncio.Queue[bytes]]] = defaultdict(list)
+        self._queues: dict[str, list[asyncio.Queue[tuple[bytes, asyncio.Future[None]]]]] = (
+            defaultdict(list)
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def publish(self, topic: str, body: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        handled = []
         for queue in self._queues.get(topic, []):
-            await queue.put(body)
+            done: asyncio.Future[None] = loop.create_future()
+            await queue.put((body, done))
+            handled.append(done)
+        await asyncio.gather(*handled)
 
     async def consume(self, topic: str, queue: str, handler: Handler) -> None:
-        inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        inbox: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
         self._queues[topic].append(inbox)
         self._tasks.append(
             asyncio.create_task(self._run(queue, inbox, handler), name=f"bus:{queue}")
         )
 
-    async def _run(self, name: str, inbox: asyncio.Queue[bytes], handler: Handler) -> None:
+    async def _run(
+        self,
+        name: str,
+        inbox: asyncio.Queue[tuple[bytes, asyncio.Future[None]]],
+        handler: Handler,
+    ) -> None:
         while True:
             batch = [await inbox.get()]
             while len(batch) < MAX_BATCH and not inbox.empty():
                 batch.append(inbox.get_nowait())
             while True:
                 try:
-                    await handler(batch)
+                    await handler([body for body, _ in batch])
                     break
                 except Exception:
                     log.exception("bus.handler_failed", queue=name)
                     await asyncio.sleep(RETRY_DELAY_SECONDS)
-            for _ in batch:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
                 inbox.task_done()
 
     async def idle(self) -> None:
