@@ -158,13 +158,14 @@ def admin_create(
     from pydantic import ValidationError
 
     from mornet.db import unit_of_work
+    from mornet.errors import describe
     from mornet.identity.schemas import RegisterRequest
     from mornet.onboarding import ensure_admin_account
 
     try:
         body = RegisterRequest(email=email, password=password, full_name=full_name)
     except ValidationError as exc:
-        raise _fail("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+        raise _fail(describe(exc)) from exc
 
     async def create(runtime: Runtime) -> tuple[str, str]:
         async with unit_of_work(runtime.sessions) as session:

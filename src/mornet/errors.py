@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import ValidationError
+
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request, Response
 
@@ -54,6 +56,15 @@ class NotFound(MornetError):
 class Conflict(MornetError):
     status = 409
     code = "conflict"
+
+
+def describe(exc: ValidationError, *, limit: int | None = None, readable: bool = False) -> str:
+    """One line naming each invalid field and why (`readable`: field names for people)."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        field = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{field.replace('_', ' ') if readable else field}: {err['msg']}")
+    return "; ".join(parts)
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

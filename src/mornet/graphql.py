@@ -19,7 +19,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 from strawberry.types import Info as StrawberryInfo
 
-from mornet.errors import Forbidden, MornetError, Unauthorized, ValidationFailed
+from mornet.errors import Forbidden, MornetError, Unauthorized, ValidationFailed, describe
 from mornet.identity import service as identity
 from mornet.identity.models import User
 from mornet.runtime import Runtime
@@ -67,10 +67,7 @@ def validated(schema: type[SchemaT], **data: Any) -> SchemaT:
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        summary = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValidationFailed(summary) from exc
+        raise ValidationFailed(describe(exc)) from exc
 
 
 def _formatted(error: GraphQLError) -> GraphQLError:

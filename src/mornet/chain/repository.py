@@ -45,6 +45,15 @@ async def operations_in_status(
     return (await session.scalars(query)).all()
 
 
+async def has_open_operations(session: AsyncSession, *, chain_id: int, signer: str) -> bool:
+    query = select(ChainOperation.id).where(
+        ChainOperation.chain_id == chain_id,
+        ChainOperation.signer == signer,
+        ChainOperation.status.in_([OperationStatus.QUEUED, OperationStatus.SENT]),
+    )
+    return await session.scalar(query.limit(1)) is not None
+
+
 async def highest_nonce(session: AsyncSession, *, chain_id: int, signer: str) -> int | None:
     query = select(func.max(ChainOperation.nonce)).where(
         ChainOperation.chain_id == chain_id, ChainOperation.signer == signer

@@ -231,18 +231,10 @@ class Submitter:
         while True:
             await self.run_once()
             async with self.sessions() as session:
-                open_ops = [
-                    op
-                    for status in (OperationStatus.QUEUED, OperationStatus.SENT)
-                    for op in await repository.operations_in_status(
-                        session,
-                        chain_id=self.client.chain_id,
-                        signer=self.signer,
-                        status=status,
-                        limit=1,
-                    )
-                ]
-            if not open_ops:
+                still_open = await repository.has_open_operations(
+                    session, chain_id=self.client.chain_id, signer=self.signer
+                )
+            if not still_open:
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("chain operations still open after the drain timeout")

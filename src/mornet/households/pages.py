@@ -24,6 +24,7 @@ from mornet.web.pages import (
     PageAdmin,
     PageUser,
     failure,
+    form_decimal,
     redirect,
     render,
 )
@@ -199,7 +200,7 @@ async def meter_reading(
 ) -> Response:
     """A heat or water meter index typed in by the household."""
     try:
-        body = MeterReadingIn(resource=resource, value=value.strip().replace(",", "."))
+        body = MeterReadingIn(resource=resource, value=form_decimal("value", value))
         await telemetry.record_meter_reading(
             session,
             actor=user,

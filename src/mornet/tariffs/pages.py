@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from mornet.web.pages import (
     OptionalPageUser,
     PageAdmin,
     failure,
+    form_decimal,
     redirect,
     render,
 )
@@ -101,10 +101,7 @@ async def admin_add_tariff(
     form = {"resource": resource, "price": price, "valid_from": valid_from, "note": note}
     try:
         found = await service.get_region(session, region)
-        try:
-            amount = Decimal(price.strip().replace(",", "."))
-        except InvalidOperation as exc:
-            raise ValidationFailed(f"price: {price!r} is not a number") from exc
+        amount = form_decimal("price", price)
         body = TariffCreate(
             region=found.code,
             resource=resource,

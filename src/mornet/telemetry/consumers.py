@@ -50,21 +50,21 @@ class Gateway:
             self._agents[agent_id] = (now + self.agent_cache_seconds, agent)
         return agent
 
+    async def _accept(self, topic: str, payload: bytes) -> NormalisedBatch:
+        try:
+            async with self.sessions() as session:
+                return await service.accept_message(session, topic, payload, lookup=self._agent)
+        except (SQLAlchemyError, OSError, service.Rejected):
+            # A database outage propagates: the message stays unacknowledged and is retried.
+            raise
+        except Exception as exc:
+            # A message that trips a bug must not block the stream behind it.
+            log.exception("telemetry.unexpected_error", topic=topic)
+            raise service.Rejected(f"could not be processed: {exc!r}"[:2000]) from exc
+
     async def handle(self, topic: str, payload: bytes) -> bool:
         try:
-            try:
-                async with self.sessions() as session:
-                    batch = await service.accept_message(
-                        session, topic, payload, lookup=self._agent
-                    )
-            except (SQLAlchemyError, OSError):
-                raise  # the database is away: the message stays unacknowledged and is retried
-            except service.Rejected:
-                raise
-            except Exception as exc:
-                # A message that trips a bug must not block the stream behind it.
-                log.exception("telemetry.unexpected_error", topic=topic)
-                raise service.Rejected(f"could not be processed: {exc!r}"[:2000]) from exc
+            batch = await self._accept(topic, payload)
         except service.Rejected as rejection:
             async with unit_of_work(self.sessions) as session:
                 await service.record_dead_letter(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
 from mornet.db import utcnow
-from mornet.errors import ValidationFailed
+from mornet.errors import ValidationFailed, describe
 from mornet.households import service as households
 from mornet.resources import Resource
 from mornet.tariffs import service as tariffs
@@ -39,12 +39,6 @@ class Rejected(Exception):
         super().__init__(reason)
         self.reason = reason
         self.agent_id = agent_id
-
-
-def _summary(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
-    )
 
 
 AgentLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[households.GatewayAgent | None]]
@@ -88,7 +82,9 @@ async def accept_message(
     try:
         wire = WireMessage.model_validate(message)
     except ValidationError as exc:
-        raise Rejected(f"invalid readings: {_summary(exc)}", agent_id=str(agent_id)) from exc
+        raise Rejected(
+            f"invalid readings: {describe(exc, limit=10)}", agent_id=str(agent_id)
+        ) from exc
     latest_allowed = utcnow() + FUTURE_TOLERANCE
     for reading in wire.readings:
         if reading.ts > latest_allowed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -11,10 +10,18 @@ from fastapi.responses import Response
 
 from mornet.chain.contracts import TOKENS
 from mornet.dependencies import RuntimeDep, SessionDep
-from mornet.errors import MornetError, ValidationFailed
+from mornet.errors import MornetError
 from mornet.identity.models import User
 from mornet.wallets import service
-from mornet.web.pages import CsrfChecked, FormFailure, PageUser, failure, redirect, render
+from mornet.web.pages import (
+    CsrfChecked,
+    FormFailure,
+    PageUser,
+    failure,
+    form_decimal,
+    redirect,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -74,10 +81,7 @@ async def send(
 ) -> Response:
     form = {"token": token, "to": to, "amount": amount}
     try:
-        try:
-            value = Decimal(amount.strip().replace(",", "."))
-        except InvalidOperation as exc:
-            raise ValidationFailed(f"amount: {amount!r} is not a number") from exc
+        value = form_decimal("amount", amount)
         await service.transfer(
             session,
             runtime.chain,

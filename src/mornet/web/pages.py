@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -23,7 +24,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from mornet.dependencies import RuntimeDep, SessionDep
-from mornet.errors import MornetError, Unauthorized
+from mornet.errors import MornetError, Unauthorized, ValidationFailed, describe
 from mornet.identity import service as identity
 from mornet.identity.models import User
 
@@ -62,12 +63,16 @@ FormFailure = (ValidationError, MornetError)
 def failure(exc: ValidationError | MornetError) -> tuple[str, int]:
     """The message and status to show for a rejected form."""
     if isinstance(exc, ValidationError):
-        message = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).replace('_', ' ')}: {err['msg']}"
-            for err in exc.errors()
-        )
-        return message, 422
+        return describe(exc, readable=True), 422
     return exc.message, exc.status
+
+
+def form_decimal(label: str, text: str) -> Decimal:
+    """A number typed into a form; a decimal comma is accepted."""
+    try:
+        return Decimal(text.strip().replace(",", "."))
+    except InvalidOperation as exc:
+        raise ValidationFailed(f"{label}: {text!r} is not a number") from exc
 
 
 def is_htmx(request: Request) -> bool:
