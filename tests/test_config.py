@@ -96,3 +96,21 @@ def test_default_database_is_sqlite_in_the_data_dir(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, database_url="postgresql://h/db").resolved_database_url()
         == "postgresql://h/db"
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "mqtt://127.0.0.1:1884"),
+        ({"mqtt_port": 2883}, "mqtt://127.0.0.1:2883"),
+        ({"mqtt_host": "0.0.0.0", "mqtt_port": 2883}, "mqtt://127.0.0.1:2883"),  # noqa: S104
+        ({"mqtt_host": "10.0.0.5"}, "mqtt://10.0.0.5:1884"),
+        ({"mqtt_url": "mqtt://gw:pw@broker.example:1883"}, "mqtt://broker.example:1883"),
+        ({"mqtt_port": 2883, "public_mqtt_url": "mqtts://mqtt.example"}, "mqtts://mqtt.example"),
+    ],
+)
+def test_the_agents_broker_address_follows_the_broker_in_use(
+    tmp_path: Path, overrides: dict[str, object], expected: str
+) -> None:
+    settings = Settings.model_validate({"data_dir": tmp_path, **overrides})
+    assert settings.resolved_public_mqtt_url() == expected

@@ -4,6 +4,11 @@
 - `RabbitBus` (production): a durable topic exchange, durable queues, persistent messages and
   publisher confirms; a message is acknowledged only after its handler committed, so a crash
   redelivers it — handlers are idempotent.
+
+Both deliver through `isolate`: a batch whose handler fails for a reason other than an
+outage is retried a few times, then split, until the message that fails on its own is found;
+that one goes to the dead letters with the exception as its reason and the rest flows on.
+An outage (database or network down) is retried without end and never dead-letters anything.
 """
 
 from __future__ import annotations
@@ -16,11 +21,17 @@ from typing import Any, Protocol
 
 import structlog
 
+from mornet.db import is_transient
+
 log = structlog.get_logger(__name__)
 Handler = Callable[[list[bytes]], Awaitable[None]]
 """Receives a batch of messages (one or more) and returns once they are durably handled."""
+DeadLetterHandler = Callable[[bytes, str], Awaitable[None]]
+"""Keeps a message that can never be handled, with the reason, durably."""
 EXCHANGE = "mornet"
+DEAD_LETTER_EXCHANGE = "mornet.dead"
 RETRY_DELAY_SECONDS = 1.0
+DEFAULT_ATTEMPTS = 5
 MAX_BATCH = 100
 LINGER_SECONDS = 0.02
 
@@ -28,15 +39,84 @@ LINGER_SECONDS = 0.02
 READINGS = "telemetry.readings"
 
 
+class Unprocessable(Exception):
+    """Raised by a handler for a message that can never be handled (no retry helps)."""
+
+
 class Bus(Protocol):
     async def publish(self, topic: str, body: bytes) -> None:
         """Returns once the bus holds the message durably."""
 
-    async def consume(self, topic: str, queue: str, handler: Handler) -> None:
+    async def consume(
+        self,
+        topic: str,
+        queue: str,
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterHandler | None = None,
+    ) -> None:
         """Deliver every message of `topic` to `handler`, in batches, through the named
-        durable queue."""
+        durable queue; a message that fails on its own goes to `dead_letter`."""
 
     async def close(self) -> None: ...
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+async def isolate(
+    handler: Handler, bodies: list[bytes], *, attempts: int, name: str
+) -> dict[int, str]:
+    """Hand `bodies` to `handler` until it succeeds. Returns the indexes of the messages that
+    failed `attempts` times on their own, with the reason; every other message was handled."""
+    return await _isolate(handler, bodies, list(range(len(bodies))), attempts, name)
+
+
+async def _isolate(
+    handler: Handler, bodies: list[bytes], indexes: list[int], attempts: int, name: str
+) -> dict[int, str]:
+    failures = 0
+    delay = 0.05
+    while True:
+        try:
+            await handler([bodies[i] for i in indexes])
+            return {}
+        except Exception as exc:
+            if is_transient(exc):
+                # An outage: nothing is wrong with the messages. Wait for it to pass.
+                log.warning("bus.handler_unavailable", queue=name, error=_reason(exc))
+                await asyncio.sleep(RETRY_DELAY_SECONDS)
+                continue
+            failures += 1
+            if failures < attempts and not isinstance(exc, Unprocessable):
+                log.warning("bus.handler_failed", queue=name, attempt=failures, error=_reason(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_DELAY_SECONDS)
+                continue
+            if len(indexes) == 1:
+                log.error("bus.dead_letter", queue=name, error=_reason(exc))
+                return {indexes[0]: _reason(exc)}
+            middle = len(indexes) // 2
+            return {
+                **await _isolate(handler, bodies, indexes[:middle], attempts, name),
+                **await _isolate(handler, bodies, indexes[middle:], attempts, name),
+            }
+
+
+async def _keep_dead_letter(
+    dead_letter: DeadLetterHandler | None, body: bytes, reason: str, name: str
+) -> None:
+    """Store a dead letter; an outage of its store is waited out, never skipped."""
+    if dead_letter is None:
+        return
+    while True:
+        try:
+            await dead_letter(body, reason)
+            return
+        except Exception:
+            log.exception("bus.dead_letter_failed", queue=name)
+            await asyncio.sleep(RETRY_DELAY_SECONDS)
 
 
 class InProcessBus:
@@ -44,7 +124,8 @@ class InProcessBus:
     once every consumer has handled the message: the caller acknowledges its source (the
     MQTT broker) after that, never before, and a crash makes the source deliver again."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, attempts: int = DEFAULT_ATTEMPTS) -> None:
+        self.attempts = attempts
         self._queues: dict[str, list[asyncio.Queue[tuple[bytes, asyncio.Future[None]]]]] = (
             defaultdict(list)
         )
@@ -59,11 +140,18 @@ class InProcessBus:
             handled.append(done)
         await asyncio.gather(*handled)
 
-    async def consume(self, topic: str, queue: str, handler: Handler) -> None:
+    async def consume(
+        self,
+        topic: str,
+        queue: str,
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterHandler | None = None,
+    ) -> None:
         inbox: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
         self._queues[topic].append(inbox)
         self._tasks.append(
-            asyncio.create_task(self._run(queue, inbox, handler), name=f"bus:{queue}")
+            asyncio.create_task(self._run(queue, inbox, handler, dead_letter), name=f"bus:{queue}")
         )
 
     async def _run(
@@ -71,18 +159,16 @@ class InProcessBus:
         name: str,
         inbox: asyncio.Queue[tuple[bytes, asyncio.Future[None]]],
         handler: Handler,
+        dead_letter: DeadLetterHandler | None,
     ) -> None:
         while True:
             batch = [await inbox.get()]
             while len(batch) < MAX_BATCH and not inbox.empty():
                 batch.append(inbox.get_nowait())
-            while True:
-                try:
-                    await handler([body for body, _ in batch])
-                    break
-                except Exception:
-                    log.exception("bus.handler_failed", queue=name)
-                    await asyncio.sleep(RETRY_DELAY_SECONDS)
+            bodies = [body for body, _ in batch]
+            dead = await isolate(handler, bodies, attempts=self.attempts, name=name)
+            for index, reason in dead.items():
+                await _keep_dead_letter(dead_letter, bodies[index], reason, name)
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
@@ -103,9 +189,12 @@ class InProcessBus:
 
 
 class RabbitBus:
-    def __init__(self, url: str, *, prefetch: int = 2 * MAX_BATCH) -> None:
+    def __init__(
+        self, url: str, *, prefetch: int = 2 * MAX_BATCH, attempts: int = DEFAULT_ATTEMPTS
+    ) -> None:
         self.url = url
         self.prefetch = prefetch
+        self.attempts = attempts
         self._connection: Any = None
         self._exchange: Any = None
         self._lock = asyncio.Lock()
@@ -132,24 +221,53 @@ class RabbitBus:
         # With publisher confirms, this returns when the broker has the message.
         await self._exchange.publish(message, routing_key=topic)
 
-    async def consume(self, topic: str, queue: str, handler: Handler) -> None:
+    async def consume(
+        self,
+        topic: str,
+        queue: str,
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterHandler | None = None,
+    ) -> None:
         import aio_pika
 
         await self._ensure()
-        channel = await self._connection.channel()
+        channel = await self._connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=self.prefetch)
         exchange = await channel.declare_exchange(
             EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
+        # Dead letters of each queue wait in `<queue>.dead` for an operator, with the reason
+        # in the `x-mornet-reason` header.
+        dead_exchange = await channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        dead_queue = await channel.declare_queue(f"{queue}.dead", durable=True)
+        await dead_queue.bind(dead_exchange, routing_key=queue)
         declared = await channel.declare_queue(queue, durable=True)
         await declared.bind(exchange, routing_key=topic)
         inbox: asyncio.Queue[Any] = asyncio.Queue()
         await declared.consume(inbox.put)
+
+        async def bury(body: bytes, reason: str) -> None:
+            await dead_exchange.publish(
+                aio_pika.Message(
+                    body,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers={"x-mornet-reason": reason, "x-mornet-topic": topic},
+                ),
+                routing_key=queue,
+            )
+            if dead_letter is not None:
+                await dead_letter(body, reason)
+
         self._tasks.append(
-            asyncio.create_task(self._run(queue, inbox, handler), name=f"bus:{queue}")
+            asyncio.create_task(self._run(queue, inbox, handler, bury), name=f"bus:{queue}")
         )
 
-    async def _run(self, name: str, inbox: asyncio.Queue[Any], handler: Handler) -> None:
+    async def _run(
+        self, name: str, inbox: asyncio.Queue[Any], handler: Handler, bury: DeadLetterHandler
+    ) -> None:
         while True:
             pending = [await inbox.get()]
             # Linger briefly so that a burst becomes one batch (one transaction downstream).
@@ -157,17 +275,14 @@ class RabbitBus:
                 async with asyncio.timeout(LINGER_SECONDS):
                     while len(pending) < MAX_BATCH:
                         pending.append(await inbox.get())
-            try:
-                await handler([m.body for m in pending])
-            except Exception:
-                log.exception("bus.handler_failed", queue=name)
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
-                for message in pending:
-                    await message.nack(requeue=True)
-            else:
-                # Acknowledged only after the handler committed: a crash redelivers.
-                for message in pending:
-                    await message.ack()
+            bodies = [m.body for m in pending]
+            dead = await isolate(handler, bodies, attempts=self.attempts, name=name)
+            for index, reason in dead.items():
+                await _keep_dead_letter(bury, bodies[index], reason, name)
+            # Acknowledged only after the handler committed (or the message was buried): a
+            # crash redelivers.
+            for message in pending:
+                await message.ack()
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -13,6 +13,7 @@ import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,8 +44,9 @@ class Settings(BaseSettings):
     jwt_secret: str | None = None
     """HS256 signing key for access tokens. Unset in embedded mode: generated in the data dir."""
     access_token_ttl_minutes: int = Field(default=12 * 60, ge=1)
-    public_mqtt_url: str = "mqtt://127.0.0.1:1884"
-    """The broker address written into an edge agent's configuration."""
+    public_mqtt_url: str | None = None
+    """The broker address written into an edge agent's configuration. Unset: the embedded
+    broker's host and port, or MORNET_MQTT_URL without its credentials."""
     cookie_secure: bool = False
     """Mark the session cookie `Secure` (set it behind HTTPS)."""
     wallet_master_key: str | None = None
@@ -71,8 +73,28 @@ class Settings(BaseSettings):
     """RabbitMQ for the message bus. Unset: an in-process bus."""
     readings_queue: str = "telemetry.readings.store"
     """The durable queue the readings consumers share."""
+    bus_retry_attempts: int = Field(default=5, ge=1, le=100)
+    """A bus batch failing this often (not an outage) is split until the failing message is
+    found; that one goes to the dead letters with the reason."""
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
+
+    def resolved_public_mqtt_url(self) -> str:
+        if self.public_mqtt_url:
+            return self.public_mqtt_url
+        if self.mqtt_url:
+            parts = urlsplit(self.mqtt_url)
+            netloc = parts.hostname or "127.0.0.1"
+            if ":" in netloc:
+                netloc = f"[{netloc}]"
+            if parts.port:
+                netloc += f":{parts.port}"
+            return urlunsplit((parts.scheme, netloc, "", "", ""))
+        # An agent cannot dial the wildcard address; the loopback is right on this host, and
+        # an operator whose agents live elsewhere sets MORNET_PUBLIC_MQTT_URL.
+        host = "127.0.0.1" if self.mqtt_host in ("0.0.0.0", "") else self.mqtt_host  # noqa: S104
+        host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+        return f"mqtt://{host}:{self.mqtt_port}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

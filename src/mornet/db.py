@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -137,6 +138,18 @@ async def unit_of_work(
         except BaseException:
             await session.rollback()
             raise
+
+
+def is_transient(error: BaseException) -> bool:
+    """An outage (database or network unreachable, a lock timeout) rather than bad data:
+    the same work succeeds once it passes."""
+    if isinstance(error, OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError
+    )
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.households import service
 from mornet.households.models import EdgeAgent, Household
+from mornet.runtime import Runtime
 from tests.factories import create_household, user_with_token
 
 
@@ -184,3 +185,17 @@ async def test_admin_household_list_shows_owner_status_and_active_agent_count(
 
     plain = await client.get("/api/admin/households", headers=owner_headers)
     assert plain.status_code == 403
+
+
+async def test_a_new_agent_is_pointed_at_the_embedded_broker_port(
+    runtime: Runtime, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    runtime.settings.mqtt_port = 2883  # `mornet up --mqtt-port 2883`
+    _, headers = await user_with_token(client, session)
+    household = await client.post(
+        "/api/households", json={"name": "H", "address": "A", "region": "RU-MOW"}, headers=headers
+    )
+    agent = await client.post(f"/api/households/{household.json()['id']}/agents", headers=headers)
+    assert agent.status_code == 201
+    assert agent.json()["mqtt_url"] == "mqtt://127.0.0.1:2883"
+    assert 'mqtt_url = "mqtt://127.0.0.1:2883"' in agent.json()["config_toml"]

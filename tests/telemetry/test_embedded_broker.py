@@ -4,8 +4,10 @@ for their own household; the gateway subscribes with its internal password."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -57,7 +59,7 @@ async def test_agents_publish_only_for_their_household(broker: EmbeddedBroker) -
     assert not outcome[0].is_failure
     gateway.subscribe("mornet/+/telemetry", qos=1)
     await asyncio.sleep(0.3)
-    agent, _, agent_outcome = await connect(broker, str(AGENT), SECRET, "agent")
+    agent, _, agent_outcome = await connect(broker, str(AGENT), SECRET, f"mornet-agent-{AGENT}")
     assert not agent_outcome[0].is_failure
     agent.publish(f"mornet/{HOUSEHOLD}/telemetry", b"mine", qos=1).wait_for_publish(5)
     agent.publish(f"mornet/{uuid.uuid4()}/telemetry", b"theirs", qos=1).wait_for_publish(5)
@@ -84,3 +86,93 @@ async def test_wrong_credentials_are_refused(
     client.loop_stop()
     assert outcome
     assert outcome[0].is_failure
+
+
+async def _subscribed_gateway(broker: EmbeddedBroker) -> tuple[paho.Client, list[str]]:
+    gateway, received, outcome = await connect(
+        broker, GATEWAY_USER, broker.principals.gateway_password, "mornet-gateway-1"
+    )
+    assert not outcome[0].is_failure
+    gateway.subscribe("mornet/+/telemetry", qos=1)
+    await asyncio.sleep(0.3)
+    return gateway, received
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "clean"),
+    [
+        ("anonymous", "", True),
+        ("anonymous", "", False),
+        (GATEWAY_USER, "guess", True),
+        (str(AGENT), SECRET, True),  # a real agent, but not under its own client id
+        (str(AGENT), SECRET, False),
+    ],
+)
+async def test_no_client_can_take_over_the_gateways_session(
+    broker: EmbeddedBroker, username: str, password: str, clean: bool
+) -> None:
+    gateway, received = await _subscribed_gateway(broker)
+    rogue = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="mornet-gateway-1",
+        clean_session=clean,
+    )
+    rogue.username_pw_set(username, password)
+    refused: list[Any] = []
+    rogue.on_connect = lambda _c, _u, _f, reason, _p: refused.append(reason)
+    rogue.connect("127.0.0.1", broker.port)
+    rogue.loop_start()
+    for _ in range(50):
+        if refused:
+            break
+        await asyncio.sleep(0.05)
+    rogue.loop_stop()
+    assert refused
+    assert refused[0].is_failure
+    # The gateway is still connected and subscribed: an agent's message reaches it.
+    agent, _, outcome = await connect(broker, str(AGENT), SECRET, f"mornet-agent-{AGENT}")
+    assert not outcome[0].is_failure
+    agent.publish(f"mornet/{HOUSEHOLD}/telemetry", b"after", qos=1).wait_for_publish(5)
+    for _ in range(40):
+        if received:
+            break
+        await asyncio.sleep(0.05)
+    assert received == [f"mornet/{HOUSEHOLD}/telemetry"]
+    assert gateway.is_connected()
+    for client in (gateway, agent):
+        client.disconnect()
+        client.loop_stop()
+
+
+async def test_an_agent_cannot_use_another_agents_client_id(broker: EmbeddedBroker) -> None:
+    client, _, outcome = await connect(broker, str(AGENT), SECRET, f"mornet-agent-{uuid.uuid4()}")
+    client.loop_stop()
+    assert outcome[0].is_failure
+
+
+async def test_agent_send_prints_the_brokers_refusal(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'household_id = "{HOUSEHOLD}"\nagent_id = "{AGENT}"\n'
+        f'agent_secret = "{"wrong" * 8}"\nmqtt_url = "mqtt://127.0.0.1:{broker.port}"\n'
+    )
+    readings = tmp_path / "readings.json"
+    readings.write_text('[{"device_id": "m", "resource": "W", "ts": "2026-11-01T00:00:00Z"}]')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mornet",
+        "agent",
+        "send",
+        "--config",
+        str(config),
+        "--file",
+        str(readings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert "refused the connection" in output.decode()

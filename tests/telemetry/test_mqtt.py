@@ -4,6 +4,8 @@ broker and the gateway stopped at the worst moments."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.models import Reading
 from mornet.telemetry.mqtt import Subscriber
 from mornet.telemetry.mqtt_address import BrokerAddress
-from tests.brokers import Mosquitto
+from tests.brokers import Mosquitto, free_port
 from tests.factories import user_with_token
 from tests.telemetry.helpers import FakeAgent, plug, provision
 
@@ -214,3 +216,57 @@ async def test_a_gateway_killed_mid_stream_loses_and_doubles_nothing(
     finally:
         await second.stop()
     assert len(await stored(session, registered.household_id)) == total
+
+
+async def _mornet(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mornet",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return int(process.returncode or 0), output.decode()
+
+
+async def test_agent_send_publishes_a_file_of_readings_as_the_agent(
+    platform: Platform, registered: FakeAgent, session: AsyncSession, tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'household_id = "{registered.household_id}"\n'
+        f'agent_id = "{registered.agent_id}"\n'
+        f'agent_secret = "{registered.secret}"\n'
+        f'mqtt_url = "{platform.broker.url}"\n'
+    )
+    readings = tmp_path / "readings.json"
+    readings.write_text(json.dumps({"readings": [plug(1, 10.0), plug(2, 12.5)]}))
+    code, output = await _mornet("agent", "send", "--config", str(config), "--file", str(readings))
+    assert code == 0, output
+    assert "PUBACK" in output
+    assert "2 readings" in output
+
+    async def both_stored() -> bool:
+        return await stored(session, registered.household_id) == [("plug-1", 1), ("plug-1", 2)]
+
+    await eventually(both_stored, within=20)
+
+    readings.write_text("[1, 2]")
+    code, output = await _mornet("agent", "send", "--config", str(config), "--file", str(readings))
+    assert code == 2
+    assert "expected a list of reading objects" in output
+
+
+async def test_agent_send_reports_a_broker_that_does_not_answer(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        f'household_id = "{uuid.uuid4()}"\nagent_id = "{uuid.uuid4()}"\n'
+        f'agent_secret = "{"s" * 32}"\nmqtt_url = "mqtt://127.0.0.1:{free_port()}"\n'
+    )
+    readings = tmp_path / "readings.json"
+    readings.write_text(json.dumps([plug(1, 10.0)]))
+    code, output = await _mornet("agent", "send", "--config", str(config), "--file", str(readings))
+    assert code == 2
+    assert "no answer from the broker" in output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -66,3 +67,31 @@ class Publisher:
         if not self.connected:
             return False
         return await asyncio.to_thread(self._publish_and_wait, self.message(readings))
+
+
+class SendFailed(Exception):
+    """The broker did not take the message; the text says what it answered."""
+
+
+def send_readings(
+    config: AgentConfig, readings: list[dict[str, Any]], *, timeout: float = 10
+) -> str:
+    """Sign `readings` as this agent, publish them once with QoS 1 and return the broker's
+    answer (`mornet agent send`). Raises `SendFailed` with the broker's refusal or silence."""
+    publisher = Publisher(config, ack_timeout=timeout)
+    answers: queue.Queue[Any] = queue.Queue()
+    publisher.client.on_connect = lambda _c, _u, _f, reason, _p: answers.put(reason)
+    where = f"{publisher.address.host}:{publisher.address.port}"
+    publisher.start()
+    try:
+        try:
+            reason = answers.get(timeout=timeout)
+        except queue.Empty:
+            raise SendFailed(f"no answer from the broker at {where} within {timeout:g} s") from None
+        if reason.is_failure:
+            raise SendFailed(f"the broker at {where} refused the connection: {reason}")
+        if not publisher._publish_and_wait(publisher.message(readings)):
+            raise SendFailed(f"the broker at {where} did not acknowledge the message")
+        return f"PUBACK from {where}: {len(readings)} readings on {publisher.topic}"
+    finally:
+        publisher.stop()

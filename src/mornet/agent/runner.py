@@ -18,6 +18,11 @@ log = structlog.get_logger(__name__)
 
 
 class Agent:
+    UNREACHABLE_GRACE_S = 5.0
+    """A connection still being set up is not yet unreachable."""
+    UNREACHABLE_LOG_EVERY_S = 60.0
+    """While the broker is unreachable, say so once, then this often."""
+
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.buffer = Buffer(
@@ -28,6 +33,33 @@ class Agent:
         self.drivers: list[Driver] = [make_driver(d, self.buffer) for d in config.devices]
         self.publisher = Publisher(config)
         self.published = 0
+        self._unreachable_since: float | None = None
+        self._unreachable_logged_at: float | None = None
+
+    def _report_reachability(self) -> None:
+        """Log once, then every minute, that readings pile up because the broker is away —
+        an agent pointed at the wrong address must not buffer in silence."""
+        now = time.monotonic()
+        if self.publisher.connected:
+            if self._unreachable_since is not None:
+                log.info("agent.broker_reachable_again", broker=self.config.mqtt_url)
+            self._unreachable_since = self._unreachable_logged_at = None
+            return
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        if now - self._unreachable_since < self.UNREACHABLE_GRACE_S:
+            return
+        if (
+            self._unreachable_logged_at is None
+            or now - self._unreachable_logged_at >= self.UNREACHABLE_LOG_EVERY_S
+        ):
+            self._unreachable_logged_at = now
+            log.warning(
+                "agent.broker_unreachable",
+                broker=self.config.mqtt_url,
+                buffered_readings=self.buffer.pending(),
+                for_s=round(now - self._unreachable_since),
+            )
 
     async def read_devices(self) -> int:
         """One reading per device into the buffer; a failing device is logged and skipped."""
@@ -71,6 +103,7 @@ class Agent:
                     if next_read < time.monotonic():  # fell behind: no burst of catch-up reads
                         next_read = time.monotonic() + self.config.interval_s
                 await self.flush(deadline=next_read)
+                self._report_reachability()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(
                         stop.wait(), timeout=max(0.05, min(1.0, next_read - time.monotonic()))

@@ -89,7 +89,7 @@ async def register_agent(
         actor=user,
         household_id=household_id,
         name=(body or AgentCreate()).name,
-        mqtt_url=runtime.settings.public_mqtt_url,
+        mqtt_url=runtime.settings.resolved_public_mqtt_url(),
     )
     return AgentProvisioned(
         agent_id=provisioned.agent.id,

@@ -175,7 +175,7 @@ async def register_agent(
         actor=user,
         household_id=household_id,
         name=body.name,
-        mqtt_url=runtime.settings.public_mqtt_url,
+        mqtt_url=runtime.settings.resolved_public_mqtt_url(),
     )
     # Rendered, not redirected: the secret exists only in this response.
     return await _detail_page(request, session, user, household_id, provisioned=provisioned)

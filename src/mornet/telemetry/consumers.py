@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 import uuid
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mornet import bus
 from mornet.db import unit_of_work
+from mornet.errors import describe
 from mornet.households import service as households
 from mornet.telemetry import service
 from mornet.telemetry.schemas import NormalisedBatch
@@ -89,11 +93,30 @@ class ReadingsConsumer:
         self.sessions = sessions
         self.stored = 0
         self.duplicates = 0
+        self.dead_lettered = 0
 
     async def handle(self, bodies: list[bytes]) -> None:
         """Store a delivery of batches in one transaction."""
-        batches = [NormalisedBatch.model_validate_json(body) for body in bodies]
+        try:
+            batches = [NormalisedBatch.model_validate_json(body) for body in bodies]
+        except ValidationError as exc:
+            raise bus.Unprocessable(f"not a normalised batch: {describe(exc)}") from exc
         async with unit_of_work(self.sessions) as session:
             result = await service.store_batches(session, batches)
         self.stored += result.new
         self.duplicates += result.duplicate
+
+    async def dead_letter(self, body: bytes, reason: str) -> None:
+        """Keep a batch the store refused, beside the gateway's dead letters."""
+        agent_id: str | None = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            agent_id = str(json.loads(body).get("agent_id") or "") or None
+        async with unit_of_work(self.sessions) as session:
+            await service.record_dead_letter(
+                session,
+                topic=f"bus:{bus.READINGS}",
+                payload=body,
+                reason=f"could not be stored: {reason}",
+                agent_id=agent_id,
+            )
+        self.dead_lettered += 1

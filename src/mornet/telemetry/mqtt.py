@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -59,17 +60,34 @@ class Subscriber:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscriptions = 0
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.error("mqtt.connect_refused", reason=str(reason))
             return
+        # Subscribed on every connect: a broker that lost our session (or handed it to someone
+        # else) must not leave us connected but deaf.
         client.subscribe(self.topic, qos=1)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.connected.set)
         log.info(
             "mqtt.subscribed", topic=self.topic, host=self.address.host, port=self.address.port
         )
+
+    def _on_subscribe(
+        self, client: paho.Client, _u: Any, _mid: Any, reasons: list[Any], _p: Any
+    ) -> None:
+        if any(reason.is_failure for reason in reasons):
+            # Without the subscription agents' messages would be acknowledged by the broker
+            # and never reach us: try again until the broker grants it.
+            log.error("mqtt.subscription_refused", topic=self.topic, reasons=str(reasons))
+            timer = threading.Timer(1.0, lambda: client.subscribe(self.topic, qos=1))
+            timer.daemon = True
+            timer.start()
+            return
+        self.subscriptions += 1
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._loop is not None:

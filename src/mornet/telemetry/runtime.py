@@ -59,14 +59,24 @@ async def start_telemetry(
     gateway: bool = True,
     consumer: bool = True,
 ) -> Telemetry:
-    bus: Bus = RabbitBus(settings.amqp_url) if settings.amqp_url else InProcessBus()
+    attempts = settings.bus_retry_attempts
+    bus: Bus = (
+        RabbitBus(settings.amqp_url, attempts=attempts)
+        if settings.amqp_url
+        else InProcessBus(attempts=attempts)
+    )
     telemetry = Telemetry(
         bus=bus,
         gateway=Gateway(sessions, bus, agent_cache_seconds=AGENT_CACHE_SECONDS),
         consumer=ReadingsConsumer(sessions),
     )
     if consumer:
-        await bus.consume(READINGS, settings.readings_queue, telemetry.consumer.handle)
+        await bus.consume(
+            READINGS,
+            settings.readings_queue,
+            telemetry.consumer.handle,
+            dead_letter=telemetry.consumer.dead_letter,
+        )
     if not gateway:
         return telemetry
     if settings.mqtt_url is None:

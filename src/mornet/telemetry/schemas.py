@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from mornet.resources import Resource
 from mornet.telemetry.wire import MAX_READINGS_PER_MESSAGE
@@ -18,7 +18,24 @@ POWER_PLACES = Decimal("0.001")
 VOLTAGE_PLACES = Decimal("0.001")
 CURRENT_PLACES = Decimal("0.0001")
 
+# Every stored column holds its bound with room to spare: 10^12 at 10^-6 (the finest scale)
+# is 10^18 base units, under the 9.2 * 10^18 of a 64-bit integer column.
 Measure = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), allow_inf_nan=False)]
+EARLIEST_READING = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _plausible_time(value: datetime) -> datetime:
+    """A reading's time in UTC, from 2000 on (the future bound is checked at arrival)."""
+    try:
+        moment = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("ts is out of range") from None
+    if moment < EARLIEST_READING:
+        raise ValueError("ts is before 2000-01-01T00:00:00Z")
+    return moment
+
+
+ReadingTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
 
 # Vendor spellings accepted on the wire → (canonical field, factor to the canonical unit).
 VENDOR_UNITS: dict[str, tuple[str, Decimal]] = {
@@ -41,7 +58,7 @@ class WireReading(BaseModel):
 
     device_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     resource: Resource
-    ts: AwareDatetime
+    ts: ReadingTime
     seq: int = Field(ge=0, lt=2**63)
     power_w: Measure | None = None
     energy_wh: Measure | None = None
@@ -165,7 +182,7 @@ class ConsumptionPoint(BaseModel):
 class MeterReadingIn(BaseModel):
     resource: Literal["H", "W"]
     value: Measure
-    ts: AwareDatetime | None = None
+    ts: ReadingTime | None = None
 
 
 class DeadLetterOut(BaseModel):

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
+from mornet.bus import Unprocessable
 from mornet.db import utcnow
 from mornet.errors import ValidationFailed, describe
 from mornet.households import service as households
@@ -30,6 +31,25 @@ from mornet.telemetry.wire import MAX_PAYLOAD_BYTES, household_of_topic, signatu
 
 DEAD_LETTER_KEEP_BYTES = 64 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)
+
+# The most a household can physically use, per resource: a step between two readings of one
+# counter above `floor + rate * hours between them` is a faulty device or a forgery, never
+# use. 100 kW of electricity or heat is several times any household connection; 10 m³/h of
+# water is a fire hose.
+STEP_RATE_PER_HOUR: dict[Resource, Decimal] = {
+    Resource.ELECTRICITY: Decimal(100),
+    Resource.HEAT: Decimal(100),
+    Resource.WATER: Decimal(10),
+}
+STEP_FLOOR: dict[Resource, Decimal] = {
+    Resource.ELECTRICITY: Decimal(10),
+    Resource.HEAT: Decimal(10),
+    Resource.WATER: Decimal(1),
+}
+
+
+class ImplausibleStep(Unprocessable):
+    """A counter step no household can make; the message goes to the dead letters."""
 
 
 class Rejected(Exception):
@@ -93,11 +113,24 @@ async def accept_message(
                 f"({reading.ts.isoformat()})",
                 agent_id=str(agent_id),
             )
-    return NormalisedBatch(
-        household_id=agent.household_id,
-        agent_id=agent_id,
-        readings=[NormalisedReading.of(r) for r in wire.readings],
-    )
+    readings = [NormalisedReading.of(r) for r in wire.readings]
+    try:
+        _check_steps_within(readings)
+    except ImplausibleStep as exc:
+        raise Rejected(str(exc), agent_id=str(agent_id)) from exc
+    return NormalisedBatch(household_id=agent.household_id, agent_id=agent_id, readings=readings)
+
+
+def _check_steps_within(readings: Sequence[NormalisedReading]) -> None:
+    """The steps between a message's own readings of each device (the consumer checks the
+    step from what is already stored)."""
+    by_device: dict[str, list[NormalisedReading]] = defaultdict(list)
+    for reading in readings:
+        by_device[reading.device_id].append(reading)
+    for series in by_device.values():
+        series.sort(key=lambda r: r.seq)
+        for earlier, later in itertools.pairwise(series):
+            _use_between(earlier, later)
 
 
 async def record_dead_letter(
@@ -148,9 +181,30 @@ class _Sample:
 
 def _use_between(earlier: CounterSample, later: CounterSample) -> Decimal:
     """Use between two readings of one counter. A counter that went down was reset (plug
-    reboot, firmware reset): everything it shows since is new use."""
+    reboot, firmware reset): everything it shows since is new use. A step beyond what a
+    household can use in the time between is refused."""
     delta = later.counter - earlier.counter
-    return later.counter if delta < 0 else delta
+    use = later.counter if delta < 0 else delta
+    check_step(Resource(later.resource), use, earlier.ts, later.ts, device=later)
+    return use
+
+
+def step_bound(resource: Resource, earlier: datetime, later: datetime) -> Decimal:
+    hours = Decimal(max((later - earlier).total_seconds(), 0)) / 3600
+    return STEP_FLOOR[resource] + STEP_RATE_PER_HOUR[resource] * hours
+
+
+def check_step(
+    resource: Resource, use: Decimal, earlier: datetime, later: datetime, *, device: object
+) -> None:
+    bound = step_bound(resource, earlier, later)
+    if use > bound:
+        seq = getattr(device, "seq", "?")
+        raise ImplausibleStep(
+            f"counter step of {use} {resource.unit} at seq {seq} exceeds the physical bound "
+            f"of {bound.quantize(Decimal('0.001'))} {resource.unit} for the time since the "
+            f"previous reading"
+        )
 
 
 async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
