@@ -10,12 +10,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.telemetry.broker import GATEWAY_USER, EmbeddedBroker
+from mornet.runtime import Runtime
 from tests.brokers import free_port
+from tests.factories import user_with_token
+from tests.telemetry.helpers import plug, provision
+from tests.telemetry.test_mqtt import eventually, stored
 
 HOUSEHOLD = uuid.uuid4()
 AGENT = uuid.uuid4()
@@ -176,3 +182,46 @@ async def test_agent_send_prints_the_brokers_refusal(
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert "refused the connection" in output.decode()
+
+
+async def test_every_reading_after_a_rogue_takeover_attempt_is_stored(
+    runtime: Runtime, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The whole embedded pipeline: a client with the gateway's id (no credentials, clean
+    session) changes nothing; every reading sent afterwards is stored."""
+    runtime.settings.mqtt_port = free_port()
+    telemetry = await runtime.start_telemetry()
+    assert telemetry.subscriber is not None
+    await asyncio.wait_for(telemetry.subscriber.connected.wait(), 10)
+    _, headers = await user_with_token(client, session)
+    agent = await provision(client, headers)
+
+    rogue = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=runtime.settings.mqtt_client_id,
+        clean_session=True,
+    )
+    rogue.connect("127.0.0.1", runtime.settings.mqtt_port)
+    rogue.loop_start()
+    await asyncio.sleep(1)
+    rogue.loop_stop()
+
+    publisher = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"mornet-agent-{agent.agent_id}",
+    )
+    publisher.username_pw_set(agent.agent_id, agent.secret)
+    publisher.connect("127.0.0.1", runtime.settings.mqtt_port)
+    publisher.loop_start()
+    try:
+        for seq in range(20):
+            info = publisher.publish(agent.topic, agent.message([plug(seq, 100.0 + seq)]), qos=1)
+            await asyncio.to_thread(info.wait_for_publish, 5)
+
+        async def all_stored() -> bool:
+            return len(await stored(session, agent.household_id)) == 20
+
+        await eventually(all_stored, within=20)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
