@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 from eth_account import Account
 from hexbytes import HexBytes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain import service as chain_service
+from mornet.chain.client import ChainClient
 from mornet.chain.models import ChainOperation, OperationKind, OperationStatus
+from mornet.chain.node import LocalNode
 from mornet.chain.service import ChainHandle
 from mornet.chain.submitter import Submitter
 from mornet.config import Settings
@@ -113,8 +117,9 @@ async def test_a_database_restored_from_before_the_move_cannot_repeat_it(
         operation.nonce = operation.tx_hash = operation.raw_tx = None
     await _restarted(runtime, chain).drain()
     again = await _load(session, operation_id)
-    assert again.status == OperationStatus.FAILED
-    assert "batch already executed" in (again.error or "")
+    # The move happened once, earlier: it is confirmed (never failed), and not repeated.
+    assert again.status == OperationStatus.CONFIRMED
+    assert "executed by an earlier transaction" in (again.error or "")
     assert await chain.balance_of("GCC", receiver) == 5 * UNIT
     assert await chain.total_supply("GCC") == 5 * UNIT
 
@@ -209,3 +214,64 @@ async def test_an_operation_counts_only_at_the_configured_depth(
     await chain.client.w3.provider.make_request("anvil_mine", [1])  # type: ignore[arg-type]
     await deep.run_once()
     assert (await _load(session, operation_id)).status == OperationStatus.CONFIRMED
+
+
+async def test_an_operation_that_can_never_be_encoded_fails_and_the_next_one_confirms(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    receiver = Account.create().address
+    async with unit_of_work(runtime.sessions) as writer:
+        poison, _ = await chain_service.enqueue(
+            writer,
+            chain_id=chain.chain_id,
+            signer=chain.signer,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[chain_service.Move(amount=10**78, receiver=receiver)],  # > 2^256
+            idempotency_key="poison",
+        )
+    following = await _queue_mint(runtime, chain, receiver, "after-the-poison")
+    await chain.submitter.drain(max_seconds=30)
+    failed = await _load(session, poison.id)
+    assert failed.status == OperationStatus.FAILED
+    assert failed.error is not None
+    assert "cannot be encoded" in failed.error
+    assert failed.tx_hash is None  # never signed
+    assert (await _load(session, following)).status == OperationStatus.CONFIRMED
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+
+
+async def test_two_submitters_and_a_slow_rpc_never_sign_one_operation_twice(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession, anvil: LocalNode
+) -> None:
+    receiver = Account.create().address
+    operation_id = await _queue_mint(runtime, chain, receiver, "contended")
+    slow_client = await ChainClient.connect(anvil.rpc_url, runtime.secrets.chain_operator_key)
+    real_count = slow_client.w3.eth.get_transaction_count
+    stalled = asyncio.Event()
+
+    async def slow_count(*args: Any, **kwargs: Any) -> Any:
+        stalled.set()
+        await asyncio.sleep(2.5)  # longer than the lease
+        return await real_count(*args, **kwargs)
+
+    slow_client.w3.eth.get_transaction_count = slow_count  # type: ignore[method-assign]
+    slow = Submitter(
+        runtime.sessions, slow_client, chain.contracts, holder="slow-host:1", lease_seconds=1
+    )
+    fast = Submitter(
+        runtime.sessions, chain.client, chain.contracts, holder="fast-host:2", lease_seconds=1
+    )
+    try:
+        slow_signing = asyncio.create_task(slow.sign_next())
+        await asyncio.wait_for(stalled.wait(), 10)
+        await asyncio.sleep(1.2)  # the slow one's lease runs out while it waits on the RPC
+        await fast.drain(max_seconds=20)
+        assert await slow_signing is None  # it lost the lease: it signed nothing
+    finally:
+        await slow_client.close()
+    done = await _load(session, operation_id)
+    assert done.status == OperationStatus.CONFIRMED
+    assert done.attempts == 1
+    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+    assert await chain.total_supply("GCC") == 5 * UNIT

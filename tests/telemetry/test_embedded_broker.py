@@ -16,8 +16,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.telemetry.broker import GATEWAY_USER, EmbeddedBroker
 from mornet.runtime import Runtime
+from mornet.telemetry.broker import GATEWAY_USER, EmbeddedBroker
 from tests.brokers import free_port
 from tests.factories import user_with_token
 from tests.telemetry.helpers import plug, provision

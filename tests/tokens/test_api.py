@@ -114,8 +114,14 @@ async def test_bad_token_requests_are_refused_with_reasons_and_queue_nothing(
     user_id = await _register(client, "x@example.com")
     base = {"token": "GCC", "account": user_id, "amount": "1", "idempotency_key": "k"}
     cases = [
-        ({"amount": "0.0000000000000000001"}, "invalid_amount"),
-        ({"amount": "-5"}, "invalid_amount"),
+        ({"amount": "0.0000000000000000001"}, "validation_error"),
+        ({"amount": "1.0000000000000000001"}, "validation_error"),  # never rounded to 1
+        ({"amount": "-5"}, "validation_error"),
+        ({"amount": "1e60"}, "validation_error"),  # more than 2^256 base units
+        ({"amount": "1e999999"}, "validation_error"),
+        ({"amount": "1000000000000000000000000000001"}, "validation_error"),
+        ({"amount": "NaN"}, "validation_error"),
+        ({"amount": "Infinity"}, "validation_error"),
         ({"token": "BTC"}, "unknown_token"),
         ({"account": str(uuid.uuid4())}, "wallet_not_found"),
         ({"account": "nobody@example.com"}, "unknown_account"),
@@ -126,6 +132,34 @@ async def test_bad_token_requests_are_refused_with_reasons_and_queue_nothing(
         assert 400 <= response.status_code < 500, change
         assert response.json()["error"]["code"] == code, change
     assert await _operations(session) == 0
+
+
+async def test_amounts_are_written_in_plain_notation(
+    client: httpx.AsyncClient, session: AsyncSession, chain: ChainHandle
+) -> None:
+    _, admin = await user_with_token(client, session, admin=True)
+    user_id = await _register(client, "plain@example.com")
+    for amount, key in (("100", "hundred"), ("0.000000000000000001", "one-wei"), ("1E+2", "e2")):
+        response = await client.post(
+            "/api/token/mint",
+            json={"token": "GCC", "account": user_id, "amount": amount, "idempotency_key": key},
+            headers=admin,
+        )
+        assert response.status_code == 202, response.text
+        written = response.json()["items"][0]["amount"]
+        assert "E" not in written.upper()
+        assert Decimal(written) == Decimal(amount)
+    assert [
+        r.json()["items"][0]["amount"]
+        for r in [
+            await client.post(
+                "/api/token/mint",
+                json={"token": "GCC", "account": user_id, "amount": a, "idempotency_key": k},
+                headers=admin,
+            )
+            for a, k in (("100", "hundred"), ("0.000000000000000001", "one-wei"))
+        ]
+    ] == ["100", "0.000000000000000001"]
 
 
 async def test_only_admins_mint_or_burn(

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from eth_utils.crypto import keccak
@@ -24,6 +24,7 @@ from mornet.chain.models import (
     OperationKind,
     OperationStatus,
 )
+from mornet.chain.schemas import MAX_TOKENS
 from mornet.chain.submitter import Submitter
 from mornet.db import utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
@@ -55,11 +56,18 @@ class Move:
         return {"from": self.sender, "to": self.receiver, "amount": str(self.amount)}
 
 
+# Enough digits that no amount up to MAX_TOKENS with 18 places is ever rounded.
+_EXACT = Context(prec=120)
+
+
 def to_base_units(amount: Decimal) -> int:
-    """A positive token amount with at most 18 decimals, as an integer of base units."""
+    """A positive token amount (at most 18 decimals, at most 10^30 tokens) as an integer of
+    base units. Never rounds: a 19th decimal is refused, not cut."""
     if not amount.is_finite() or amount <= 0:
         raise ValidationFailed("amount must be a positive number", code="invalid_amount")
-    scaled = amount * UNIT
+    if amount > MAX_TOKENS:
+        raise ValidationFailed("amount is above the limit of 10^30 tokens", code="invalid_amount")
+    scaled = _EXACT.multiply(amount, UNIT)
     if scaled != scaled.to_integral_value():
         raise ValidationFailed(
             f"amount has more than {DECIMALS} decimal places", code="invalid_amount"
@@ -68,7 +76,11 @@ def to_base_units(amount: Decimal) -> int:
 
 
 def from_base_units(value: int) -> Decimal:
-    return (Decimal(value) / UNIT).normalize() if value else Decimal(0)
+    """Base units as tokens, in plain notation (`100`, never `1E+2`)."""
+    tokens = _EXACT.divide(Decimal(value), UNIT)
+    if tokens == tokens.to_integral_value():
+        return tokens.quantize(Decimal(1), context=_EXACT)
+    return tokens.normalize(_EXACT)
 
 
 def batch_id_for(idempotency_key: str) -> str:

@@ -22,10 +22,18 @@ from datetime import timedelta
 
 import structlog
 from hexbytes import HexBytes
+from eth_abi.exceptions import EncodingError
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from web3.contract.async_contract import AsyncContractFunction
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
+from web3.exceptions import (
+    ContractLogicError,
+    MismatchedABI,
+    TransactionNotFound,
+    Web3Exception,
+    Web3ValidationError,
+)
 from web3.types import Nonce, TxParams
 
 from mornet.chain import repository
@@ -36,6 +44,17 @@ from mornet.db import unit_of_work, utcnow
 log = structlog.get_logger(__name__)
 
 # Broadcast answers that mean "the node has it, or had it": the receipt decides.
+# What building a call raises for an operation no retry can fix (an amount beyond uint256, a
+# malformed address): the operation fails instead of blocking the queue behind it.
+_UNENCODABLE = (
+    MismatchedABI,
+    Web3ValidationError,
+    EncodingError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    KeyError,
+)
 _BENIGN_BROADCAST_ERRORS = (
     "already known",
     "nonce too low",
@@ -104,9 +123,41 @@ class Submitter:
         receivers = [to_checksum(i["to"]) for i in operation.items]
         return token.functions.transfer_batch(batch_id, senders, receivers, amounts)
 
+    async def _still_hold_lease(self, session: AsyncSession) -> bool:
+        """Renew the lease inside the caller's transaction, only if it is still ours. As a
+        write it locks the lease row (PostgreSQL) or the database (SQLite) until the caller
+        commits, so no rival can take the lease between this check and that commit."""
+        renewed = await session.execute(
+            update(SubmitterLease)
+            .where(
+                SubmitterLease.chain_id == self.client.chain_id,
+                SubmitterLease.signer == self.signer,
+                SubmitterLease.holder == self.holder,
+                SubmitterLease.expires_at > utcnow(),
+            )
+            .values(expires_at=utcnow() + self.lease)
+        )
+        return bool(getattr(renewed, "rowcount", 0) == 1)
+
+    @staticmethod
+    def _fail(operation: ChainOperation, reason: str) -> None:
+        operation.status = OperationStatus.FAILED
+        operation.error = reason[:1000]
+        operation.finished_at = utcnow()
+        log.warning("chain.operation_failed", id=str(operation.id), error=operation.error)
+
+    async def _executed_on_chain(self, operation: ChainOperation) -> bool:
+        token = self.client.token(self.contracts[operation.token])
+        executed: bool = await token.functions.batch_executed(HexBytes(operation.batch_id)).call()
+        return executed
+
     async def sign_next(self) -> uuid.UUID | None:
         """Sign the oldest queued operation and commit it as `sent`. Returns its id, or None
-        when nothing is queued. An operation the chain would reject fails here, unsent."""
+        when nothing is queued or the lease was lost. An operation that can never succeed
+        (it cannot be encoded, or the contract refuses it) fails here, unsent, with the
+        reason, and the queue moves on."""
+        if not await self.hold_lease():
+            return None
         async with unit_of_work(self.sessions) as session:
             queued = await repository.operations_in_status(
                 session,
@@ -118,14 +169,19 @@ class Submitter:
             if not queued:
                 return None
             operation = queued[0]
-            call = self._call(operation)
+            try:
+                call = self._call(operation)
+            except _UNENCODABLE as exc:
+                self._fail(operation, f"the operation cannot be encoded: {exc}")
+                return operation.id
             try:
                 gas = await call.estimate_gas({"from": self.signer}, block_identifier="pending")
             except ContractLogicError as exc:
-                operation.status = OperationStatus.FAILED
-                operation.error = f"rejected by the contract: {exc.message or exc}"[:1000]
-                operation.finished_at = utcnow()
-                log.warning("chain.operation_rejected", id=str(operation.id), error=operation.error)
+                if await self._executed_on_chain(operation):
+                    # Another submitter's transaction already carried this batch.
+                    self._confirm_elsewhere(operation)
+                    return operation.id
+                self._fail(operation, f"rejected by the contract: {exc.message or exc}")
                 return operation.id
             highest = await repository.highest_nonce(
                 session, chain_id=self.client.chain_id, signer=self.signer
@@ -141,13 +197,38 @@ class Submitter:
             }
             tx = await call.build_transaction(params)
             signed = self.client.operator.sign_transaction(tx)  # type: ignore[arg-type]
-            operation.nonce = nonce
-            operation.raw_tx = signed.raw_transaction.to_0x_hex()
-            operation.tx_hash = signed.hash.to_0x_hex()
-            operation.status = OperationStatus.SENT
-            operation.sent_at = utcnow()
-            operation.attempts += 1
+            # The RPC calls above may have taken as long as the lease: sign only if the key
+            # is still ours, and only if no one else moved the operation on meanwhile.
+            if not await self._still_hold_lease(session):
+                log.warning("chain.lease_lost_before_signing", id=str(operation.id))
+                await session.rollback()
+                return None
+            moved = await session.execute(
+                update(ChainOperation)
+                .where(
+                    ChainOperation.id == operation.id,
+                    ChainOperation.status == OperationStatus.QUEUED,
+                )
+                .values(
+                    nonce=nonce,
+                    raw_tx=signed.raw_transaction.to_0x_hex(),
+                    tx_hash=signed.hash.to_0x_hex(),
+                    status=OperationStatus.SENT,
+                    sent_at=utcnow(),
+                    attempts=ChainOperation.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(moved, "rowcount", 0) != 1:
+                await session.rollback()
+                return None
             return operation.id
+
+    def _confirm_elsewhere(self, operation: ChainOperation) -> None:
+        operation.status = OperationStatus.CONFIRMED
+        operation.error = "executed by an earlier transaction of the same batch"
+        operation.finished_at = utcnow()
+        log.warning("chain.batch_executed_elsewhere", id=str(operation.id))
 
     async def broadcast(self, operation_id: uuid.UUID) -> None:
         async with self.sessions() as session:
@@ -208,6 +289,10 @@ class Submitter:
                 operation.finished_at = utcnow()
                 if receipt["status"] == 1:
                     operation.status = OperationStatus.CONFIRMED
+                elif await self._executed_on_chain(operation):
+                    # Reverted as "batch already executed": the move happened, once, in an
+                    # earlier transaction. It is confirmed, never failed.
+                    self._confirm_elsewhere(operation)
                 else:
                     operation.status = OperationStatus.FAILED
                     operation.error = "the transaction reverted on chain"

@@ -3,30 +3,27 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from mornet.chain.models import ChainOperation
+from mornet.chain.schemas import IdempotencyKey, TokenAmount, Tokens, TokenSymbol
 from mornet.chain.service import from_base_units
 
-IdempotencyKey = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)
-]
-TokenSymbol = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=8)]
+__all__ = ["IdempotencyKey", "TokenSymbol"]
 
 
 class TokenMoveRequest(BaseModel):
     token: TokenSymbol
     account: str = Field(max_length=320, description="A user id, a user's email, or an address")
-    amount: Decimal = Field(description="Tokens, as a decimal string (up to 18 places)")
+    amount: TokenAmount
     idempotency_key: IdempotencyKey
 
 
 class OperationItem(BaseModel):
     sender: str | None = Field(serialization_alias="from")
     receiver: str | None = Field(serialization_alias="to")
-    amount: Decimal
+    amount: Tokens
 
 
 class OperationOut(BaseModel):

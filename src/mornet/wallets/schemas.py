@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from mornet.tokens.schemas import IdempotencyKey, TokenSymbol
+from mornet.chain.schemas import IdempotencyKey, TokenAmount, Tokens, TokenSymbol
 
 
 class WalletOut(BaseModel):
     address: str
-    balances: dict[str, Decimal]
+    balances: dict[str, Tokens]
     """Token → balance read from the chain."""
 
 
@@ -20,7 +19,7 @@ class HistoryEntryOut(BaseModel):
     kind: str
     token: str
     direction: str
-    amount: Decimal
+    amount: Tokens
     counterparty: str | None
     status: str
     tx_hash: str | None
@@ -30,5 +29,5 @@ class HistoryEntryOut(BaseModel):
 class TransferRequest(BaseModel):
     token: TokenSymbol
     to: str = Field(max_length=320, description="The receiver's email or address")
-    amount: Decimal
+    amount: TokenAmount
     idempotency_key: IdempotencyKey
