@@ -21,8 +21,8 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from hexbytes import HexBytes
 from eth_abi.exceptions import EncodingError
+from hexbytes import HexBytes
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
