@@ -11,7 +11,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, event
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    MetaData,
+    event,
+    inspect,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -138,6 +147,19 @@ async def unit_of_work(
         except BaseException:
             await session.rollback()
             raise
+
+
+async def lock_rows(
+    session: AsyncSession, model: type[Base], *criteria: ColumnElement[bool]
+) -> None:
+    """Take the write lock for `rows` before reading them. PostgreSQL needs nothing more than
+    the caller's `SELECT … FOR UPDATE`; SQLite ignores FOR UPDATE, so a no-op UPDATE of the
+    same rows takes its database write lock here (a concurrent writer waits on the busy
+    timeout until this transaction ends), and the reads after it see every earlier commit."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    key = inspect(model).primary_key[0]
+    await session.execute(update(model).where(*criteria).values({key.name: key}))
 
 
 def is_transient(error: BaseException) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -176,8 +177,9 @@ async def test_a_short_balance_is_refused_and_nothing_is_sent(
     [
         ({"to": "nobody@example.com"}, "unknown_account"),
         ({"to": "alice@example.com"}, "self_transfer"),
-        ({"amount": "0"}, "invalid_amount"),
-        ({"amount": "1.0000000000000000001"}, "invalid_amount"),
+        ({"amount": "0"}, "validation_error"),
+        ({"amount": "1.0000000000000000001"}, "validation_error"),
+        ({"amount": "1e999999"}, "validation_error"),
         ({"token": "DOGE"}, "unknown_token"),
     ],
 )
@@ -349,3 +351,47 @@ async def test_users_who_predate_wallets_get_one_at_start(
     assert await runtime.open_missing_wallets() == 0
     addresses = {(await wallets.wallet_of(session, u.id)).address for u in older}
     assert len(addresses) == 3
+
+
+async def test_concurrent_transfers_cannot_overspend(
+    client: httpx.AsyncClient, runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    alice = await register(client, "alice@example.com")
+    await register(client, "bob@example.com")
+    await fund(runtime, chain, "alice@example.com", "100")
+    before = await _operations(session)
+
+    async def send(key: str) -> httpx.Response:
+        return await client.post(
+            "/api/wallet/transfers",
+            json={"token": "GCC", "to": "bob@example.com", "amount": "80", "idempotency_key": key},
+            headers=alice,
+        )
+
+    answers = await asyncio.gather(send("one"), send("two"))
+    assert sorted(r.status_code for r in answers) == [202, 422]
+    refused = next(r for r in answers if r.status_code == 422)
+    assert refused.json()["error"]["code"] == "insufficient_balance"
+    assert await _operations(session) == before + 1
+    await chain.submitter.drain()
+    balances = (await client.get("/api/wallet", headers=alice)).json()["balances"]
+    assert balances["GCC"] == "20"
+
+
+async def test_a_transfer_does_not_reveal_which_emails_have_accounts(
+    client: httpx.AsyncClient, chain: ChainHandle
+) -> None:
+    prober = await register(client, "prober@example.com")
+    await register(client, "known@example.com")
+
+    async def probe(to: str) -> httpx.Response:
+        return await client.post(
+            "/api/wallet/transfers",
+            json={"token": "GCC", "to": to, "amount": "1", "idempotency_key": to},
+            headers=prober,
+        )
+
+    known, unknown = await probe("known@example.com"), await probe("nobody@example.com")
+    assert known.status_code == unknown.status_code == 422
+    assert known.json() == unknown.json()
+    assert known.json()["error"]["code"] == "insufficient_balance"

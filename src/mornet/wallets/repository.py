@@ -8,14 +8,18 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.db import lock_rows
 from mornet.wallets.models import Wallet
 
 
 async def of_user(
     session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
 ) -> Wallet | None:
+    """The user's wallet; with `lock`, held until the transaction ends so that balance
+    checks of one wallet run one at a time on either backend."""
     query = select(Wallet).where(Wallet.user_id == user_id)
     if lock:
+        await lock_rows(session, Wallet, Wallet.user_id == user_id)
         query = query.with_for_update()
     return await session.scalar(query)
 

@@ -176,21 +176,23 @@ async def transfer(
     wallet = await repository.of_user(session, user_id, lock=True)
     if wallet is None:
         raise NotFound("this user has no wallet yet", code="wallet_not_found")
-    receiver = await resolve_address(session, to)
-    if receiver == wallet.address:
-        raise ValidationFailed("a transfer to your own wallet moves nothing", code="self_transfer")
     # A retry of a transfer that was already accepted is answered without a new check.
     scoped_key = f"transfer:{user_id}:{idempotency_key}"
-    move = chain.Move(amount=units, sender=wallet.address, receiver=receiver)
     available = await live.balance_of(token, wallet.address) - await chain.pending_debits(
         session, wallet.address, token
     )
     existing_ok = await chain.operation_for_key(session, scoped_key)
+    # The balance is checked before the receiver is looked up: otherwise the answer would
+    # tell anyone, funds or not, which emails have an account.
     if existing_ok is None and units > available:
         raise InsufficientBalance(
             f"not enough {token}: {chain.from_base_units(max(available, 0))} available, "
             f"{amount} requested"
         )
+    receiver = await resolve_address(session, to)
+    if receiver == wallet.address:
+        raise ValidationFailed("a transfer to your own wallet moves nothing", code="self_transfer")
+    move = chain.Move(amount=units, sender=wallet.address, receiver=receiver)
     operation, created = await chain.enqueue(
         session,
         chain_id=live.chain_id,
