@@ -172,3 +172,35 @@ async def test_admin_mutations_need_the_admin_role(
 async def test_syntax_errors_are_reported_not_crashed(client: httpx.AsyncClient) -> None:
     body = await gql(client, "{ me { ")
     assert body["errors"][0]["extensions"]["code"] == "graphql_error"
+
+
+async def test_one_request_registers_at_most_one_account(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    before = int(await session.scalar(select(func.count()).select_from(User)) or 0)
+    fields = " ".join(
+        f'r{i}: register(email: "bot{i}@example.com", password: "long-enough", fullName: "B")'
+        " { id }"
+        for i in range(3)
+    )
+    body = await gql(client, f"mutation {{ {fields} }}")
+    assert body["errors"]
+    assert "at most once per request" in body["errors"][0]["message"]
+    assert body.get("data") is None
+    assert int(await session.scalar(select(func.count()).select_from(User)) or 0) == before
+
+
+async def test_aliases_depth_and_size_are_bounded(client: httpx.AsyncClient) -> None:
+    aliases = " ".join(f"a{i}: __typename" for i in range(30))
+    body = await gql(client, f"{{ {aliases} }}")
+    assert "aliases" in body["errors"][0]["message"].lower()
+
+    deep = "{ me { id } }"
+    for _ in range(12):
+        deep = "{ __schema { types { fields { type " + deep[1:-1] + " } } } }"
+    body = await gql(client, "query Deep " + deep)
+    assert body["errors"]
+
+    huge = "{ " + " ".join("__typename" for _ in range(3000)) + " }"
+    body = await gql(client, huge)
+    assert "token" in body["errors"][0]["message"].lower()

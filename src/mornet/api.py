@@ -13,7 +13,7 @@ from mornet import __version__
 from mornet.config import Settings
 from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import install_error_handlers
-from mornet.graphql import GraphQLContext, Schema, UnitOfWork
+from mornet.graphql import GraphQLContext, Schema, UnitOfWork, limits
 from mornet.households import endpoints as households_api
 from mornet.households import graphql as households_graphql
 from mornet.households import pages as households_pages
@@ -52,7 +52,9 @@ def build_graphql_schema() -> Schema:
             wallets_graphql.WalletsMutation,
         ),
     )
-    return Schema(query=query, mutation=mutation, extensions=[UnitOfWork])
+    return Schema(
+        query=query, mutation=mutation, extensions=[UnitOfWork, *limits(once={"register"})]
+    )
 
 
 async def graphql_context(session: SessionDep, runtime: RuntimeDep) -> GraphQLContext:

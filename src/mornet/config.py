@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     bus_retry_attempts: int = Field(default=5, ge=1, le=100)
     """A bus batch failing this often (not an outage) is split until the failing message is
     found; that one goes to the dead letters with the reason."""
+    login_failure_limit: int = Field(default=10, ge=1)
+    """Failed logins per email, and per client address, within the throttle window."""
+    registration_limit: int = Field(default=10, ge=1)
+    """Registrations per client address within the throttle window."""
+    throttle_window_minutes: float = Field(default=15, gt=0)
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
 

@@ -22,6 +22,8 @@ API_PREFIXES = ("/api", "/graphql", "/healthz", "/docs", "/openapi.json")
 class MornetError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+    headers: dict[str, str] | None = None
+    """Extra HTTP headers of the answer (e.g. Retry-After)."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -84,7 +86,7 @@ def install_error_handlers(app: FastAPI, render_page: PageErrorRenderer | None =
         assert isinstance(exc, MornetError)
         if render_page is not None and is_page(request):
             return render_page(request, exc)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else exc.headers
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -11,10 +11,28 @@ from typing import Any, TypeVar
 
 import strawberry
 import structlog
-from graphql import GraphQLError, GraphQLResolveInfo
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+)
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 from strawberry.types import Info as StrawberryInfo
@@ -130,3 +148,66 @@ class UnitOfWork(SchemaExtension):
             if isinstance(context, GraphQLContext):
                 await context.session.rollback()
             result.errors = [_formatted(e) for e in errors]
+
+
+def _root_fields(
+    selection_set: SelectionSetNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    seen: frozenset[str] = frozenset(),
+) -> list[str]:
+    names: list[str] = []
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            names.append(selection.name.value)
+        elif isinstance(selection, InlineFragmentNode):
+            names += _root_fields(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in seen:
+                names += _root_fields(fragments[name].selection_set, fragments, seen | {name})
+    return names
+
+
+def once_per_request(fields: set[str]) -> AddValidationRules:
+    """Refuse a request whose mutations call any of `fields` more than once in total (one
+    account per registration request, however many aliases)."""
+
+    class OncePerRequest(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            document = context.document
+            fragments = {
+                d.name.value: d
+                for d in document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            called: list[str] = []
+            for definition in document.definitions:
+                if (
+                    isinstance(definition, OperationDefinitionNode)
+                    and definition.operation == OperationType.MUTATION
+                ):
+                    called += _root_fields(definition.selection_set, fragments)
+            for name in sorted(fields):
+                if called.count(name) > 1:
+                    context.report_error(
+                        GraphQLError(f"`{name}` may be called at most once per request")
+                    )
+
+    return AddValidationRules([OncePerRequest])
+
+
+MAX_QUERY_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+
+def limits(*, once: set[str]) -> list[Callable[[], SchemaExtension]]:
+    """What bounds one request's work: depth, aliases, tokens, and once-only mutations
+    (factories: Strawberry builds each extension afresh per request)."""
+    return [
+        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: once_per_request(once),
+    ]

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.identity import service as identity
 from mornet.identity.models import Role, User
+from mornet.identity.throttle import Attempt
 from mornet.wallets import service as wallets
 from mornet.wallets.crypto import WalletCipher
 
@@ -18,9 +19,10 @@ async def register_account(
     password: str,
     full_name: str,
     role: Role = Role.USER,
+    attempt: Attempt | None = None,
 ) -> User:
     user = await identity.register(
-        session, email=email, password=password, full_name=full_name, role=role
+        session, email=email, password=password, full_name=full_name, role=role, attempt=attempt
     )
     await wallets.open_wallet(session, user_id=user.id, cipher=cipher)
     return user

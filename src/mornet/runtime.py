@@ -18,6 +18,7 @@ from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
 from mornet.db import create_engine, create_sessionmaker, unit_of_work
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
+from mornet.identity.throttle import Throttle
 from mornet.telemetry.runtime import Telemetry, simulate_households, start_telemetry
 from mornet.wallets import service as wallets
 from mornet.wallets.crypto import WalletCipher
@@ -36,6 +37,13 @@ class Runtime:
     telemetry: Telemetry | None = None
     node: LocalNode | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    login_throttle: Throttle = field(init=False)
+    registration_throttle: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        window_s = self.settings.throttle_window_minutes * 60
+        self.login_throttle = Throttle(self.settings.login_failure_limit, window_s)
+        self.registration_throttle = Throttle(self.settings.registration_limit, window_s)
 
     @property
     def tokens(self) -> TokenSettings:

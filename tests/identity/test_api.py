@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -259,3 +260,107 @@ async def test_an_admin_cannot_block_themself_or_an_unknown_user(
     assert unknown.status_code == 404
     malformed = await client.post("/api/admin/users/not-a-uuid/block", headers=headers)
     assert malformed.status_code == 422
+
+
+async def test_login_failures_are_limited_per_email_with_retry_after(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session)
+    wrong = {"email": user.email, "password": "not-the-password"}
+    for _ in range(10):
+        answer = await client.post("/api/auth/login", json=wrong)
+        assert answer.status_code == 401
+    limited = await client.post("/api/auth/login", json=wrong)
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "too_many_attempts"
+    assert 0 < int(limited.headers["Retry-After"]) <= 15 * 60
+    # Even the right password waits: a guesser cannot tell when they hit it.
+    right = await client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
+    assert right.status_code == 429
+
+
+async def test_login_failures_are_limited_per_client_address_across_emails(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    for index in range(10):
+        answer = await client.post(
+            "/api/auth/login", json={"email": f"guess-{index}@example.com", "password": "x" * 8}
+        )
+        assert answer.status_code == 401
+    limited = await client.post(
+        "/api/auth/login", json={"email": "another@example.com", "password": "x" * 8}
+    )
+    assert limited.status_code == 429
+    assert "Retry-After" in limited.headers
+
+
+async def test_a_successful_login_resets_the_count_for_that_email(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    runtime.login_throttle.limit = 3
+    user = await create_user(session)
+    for _ in range(2):
+        assert (
+            await client.post("/api/auth/login", json={"email": user.email, "password": "nope"})
+        ).status_code == 401
+    assert (
+        await client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
+    ).status_code == 200
+    # From another address (its own count): two more failures are still plain 401s, which
+    # they would not be had the email's count survived the successful login.
+    other = httpx.ASGITransport(app=client._transport.app, client=("203.0.113.9", 4000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=other, base_url="http://testserver") as elsewhere:
+        for _ in range(2):
+            assert (
+                await elsewhere.post(
+                    "/api/auth/login", json={"email": user.email, "password": "nope"}
+                )
+            ).status_code == 401
+        third, fourth = [
+            await elsewhere.post("/api/auth/login", json={"email": user.email, "password": "no"})
+            for _ in range(2)
+        ]
+        assert (third.status_code, fourth.status_code) == (401, 429)
+
+
+async def test_registrations_are_limited_per_client_address(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    before = await _count_users(session)
+    for _ in range(10):
+        created = await client.post(
+            "/api/auth/register",
+            json={"email": unique_email(), "password": PASSWORD, "full_name": "Bot"},
+        )
+        assert created.status_code == 201
+    refused = await client.post(
+        "/api/auth/register",
+        json={"email": unique_email(), "password": PASSWORD, "full_name": "Bot"},
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_attempts"
+    assert await _count_users(session) == before + 10
+
+
+async def test_password_hashing_leaves_the_event_loop_free(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """While logins hash passwords, a timer on the same loop still fires on time."""
+    user = await create_user(session)
+    late: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            started = loop.time()
+            await asyncio.sleep(0.01)
+            late.append(loop.time() - started - 0.01)
+
+    logins = [
+        client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD})
+        for _ in range(6)
+    ]
+    answers, _ = await asyncio.gather(asyncio.gather(*logins), ticker())
+    assert all(a.status_code == 200 for a in answers)
+    # argon2 takes ~100 ms a hash; on the loop, six in a row would hold a tick back that long.
+    assert max(late) < 0.08

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
 from mornet.dependencies import AdminUser, CurrentUser, RuntimeDep, SessionDep
@@ -18,6 +18,7 @@ from mornet.identity.schemas import (
     TokenResponse,
     UserOut,
 )
+from mornet.identity.throttle import Attempt, client_of
 from mornet.onboarding import register_account
 
 router = APIRouter(tags=["identity"])
@@ -33,16 +34,30 @@ def _user_out(user: User) -> UserOut:
 
 
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterRequest, session: SessionDep, runtime: RuntimeDep) -> UserOut:
+async def register(
+    body: RegisterRequest, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> UserOut:
     user = await register_account(
-        session, runtime.cipher, email=body.email, password=body.password, full_name=body.full_name
+        session,
+        runtime.cipher,
+        email=body.email,
+        password=body.password,
+        full_name=body.full_name,
+        attempt=Attempt(runtime.registration_throttle, client_of(request)),
     )
     return _user_out(user)
 
 
 @router.post("/auth/login")
-async def login(body: LoginRequest, session: SessionDep, runtime: RuntimeDep) -> TokenResponse:
-    user = await service.authenticate(session, email=body.email, password=body.password)
+async def login(
+    body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> TokenResponse:
+    user = await service.authenticate(
+        session,
+        email=body.email,
+        password=body.password,
+        attempt=Attempt(runtime.login_throttle, client_of(request)),
+    )
     return TokenResponse(
         access_token=service.issue_access_token(user, runtime.tokens),
         expires_in=int(runtime.tokens.ttl.total_seconds()),

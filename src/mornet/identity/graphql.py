@@ -11,6 +11,7 @@ from mornet.graphql import Info, validated
 from mornet.identity import service
 from mornet.identity.models import User
 from mornet.identity.schemas import RegisterRequest
+from mornet.identity.throttle import Attempt, client_of
 from mornet.onboarding import register_account
 
 
@@ -68,6 +69,9 @@ class IdentityMutation:
             email=body.email,
             password=body.password,
             full_name=body.full_name,
+            attempt=Attempt(
+                info.context.runtime.registration_throttle, client_of(info.context.request)
+            ),
         )
         return UserType.of(user)
 

@@ -12,6 +12,7 @@ from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import MornetError
 from mornet.identity import service
 from mornet.identity.schemas import ProfileUpdate, RegisterRequest
+from mornet.identity.throttle import Attempt, client_of
 from mornet.onboarding import register_account
 from mornet.web.pages import (
     CsrfChecked,
@@ -56,6 +57,7 @@ async def register(
             email=body.email,
             password=body.password,
             full_name=body.full_name,
+            attempt=Attempt(runtime.registration_throttle, client_of(request)),
         )
     except FormFailure as exc:
         message, status = failure(exc)
@@ -84,7 +86,12 @@ async def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        user = await service.authenticate(session, email=email, password=password)
+        user = await service.authenticate(
+            session,
+            email=email,
+            password=password,
+            attempt=Attempt(runtime.login_throttle, client_of(request)),
+        )
     except MornetError as exc:
         response = render(
             request,

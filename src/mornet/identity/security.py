@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,15 +20,25 @@ AUDIENCE = "mornet-api"
 ALGORITHM = "HS256"
 
 
-def hash_password(password: str) -> str:
+def hash_password_now(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
+def verify_password_now(password_hash: str | None, password: str) -> bool:
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+# argon2 costs about 100 ms of CPU: run in a worker thread, never on the event loop that also
+# serves the gateway and the submitter.
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(hash_password_now, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(verify_password_now, password_hash, password)
 
 
 @dataclass(frozen=True)

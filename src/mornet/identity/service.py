@@ -20,6 +20,7 @@ from mornet.identity.security import (
     hash_password,
     verify_password,
 )
+from mornet.identity.throttle import Attempt
 
 
 class UserBlocked(Forbidden):
@@ -53,13 +54,19 @@ async def register(
     password: str,
     full_name: str,
     role: Role = Role.USER,
+    attempt: Attempt | None = None,
 ) -> User:
+    """A new active account. With `attempt`, registrations from that client are limited."""
+    if attempt is not None:
+        key = f"register:{attempt.client}"
+        attempt.throttle.check(key)
+        attempt.throttle.record(key)
     email = normalise_email(email)
     if await repository.get_by_email(session, email) is not None:
         raise EmailTaken()
     user = User(
         email=email,
-        password_hash=hash_password(password),
+        password_hash=await hash_password(password),
         full_name=full_name.strip(),
         role=role,
         status=UserStatus.ACTIVE,
@@ -77,11 +84,24 @@ async def register(
     return user
 
 
-async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:
-    """The user whose credentials these are; a blocked user is refused after the check."""
-    user = await repository.get_by_email(session, normalise_email(email))
-    if not verify_password(user.password_hash if user else None, password) or user is None:
+async def authenticate(
+    session: AsyncSession, *, email: str, password: str, attempt: Attempt | None = None
+) -> User:
+    """The user whose credentials these are; a blocked user is refused after the check.
+    With `attempt`, failures are limited per email and per client address."""
+    email = normalise_email(email)
+    keys: tuple[str, ...] = (
+        (f"login-email:{email}", f"login-client:{attempt.client}") if attempt else ()
+    )
+    if attempt is not None:
+        attempt.throttle.check(*keys)
+    user = await repository.get_by_email(session, email)
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        if attempt is not None:
+            attempt.throttle.record(*keys)
         raise Unauthorized("wrong email or password", code="invalid_credentials")
+    if attempt is not None:
+        attempt.throttle.clear(keys[0])
     if user.is_blocked:
         raise UserBlocked()
     return user
@@ -118,9 +138,9 @@ async def update_profile(
     if full_name is not None:
         user.full_name = full_name.strip()
     if new_password is not None:
-        if not current_password or not verify_password(user.password_hash, current_password):
+        if not current_password or not await verify_password(user.password_hash, current_password):
             raise ValidationFailed("the current password is wrong", code="wrong_password")
-        user.password_hash = hash_password(new_password)
+        user.password_hash = await hash_password(new_password)
         user.token_version += 1
     await session.flush()
     return user
@@ -185,7 +205,7 @@ async def ensure_admin(session: AsyncSession, *, email: str, password: str, full
     existing.role = Role.ADMIN
     existing.status = UserStatus.ACTIVE
     existing.blocked_at = None
-    existing.password_hash = hash_password(password)
+    existing.password_hash = await hash_password(password)
     existing.token_version += 1
     await session.flush()
     return existing
