@@ -49,6 +49,7 @@ def test_production_accepts_real_secrets(tmp_path: Path) -> None:
         jwt_secret=secret,
         wallet_master_key=REAL_MASTER_KEY,
         chain_operator_key=REAL_OPERATOR_KEY,
+        cookie_secure=True,
     )
     resolved = load_runtime_secrets(settings)
     assert resolved.jwt_secret == secret
@@ -114,3 +115,26 @@ def test_the_agents_broker_address_follows_the_broker_in_use(
 ) -> None:
     settings = Settings.model_validate({"data_dir": tmp_path, **overrides})
     assert settings.resolved_public_mqtt_url() == expected
+
+
+@pytest.mark.parametrize(
+    ("secure", "override", "starts"),
+    [(False, False, False), (True, False, True), (False, True, True)],
+)
+def test_production_refuses_an_insecure_session_cookie_unless_overridden(
+    tmp_path: Path, secure: bool, override: bool, starts: bool
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        env=Environment.PRODUCTION,
+        jwt_secret="a-real-production-signing-key-of-44-chars!!",
+        wallet_master_key=REAL_MASTER_KEY,
+        chain_operator_key=REAL_OPERATOR_KEY,
+        cookie_secure=secure,
+        allow_insecure_cookie=override,
+    )
+    if starts:
+        load_runtime_secrets(settings)
+    else:
+        with pytest.raises(ConfigurationError, match="MORNET_COOKIE_SECURE"):
+            load_runtime_secrets(settings)

@@ -198,10 +198,10 @@ def admin_create(
     """Create an admin, or promote and reset an existing account with this email."""
     from pydantic import ValidationError
 
+    from mornet.accounts import ensure_admin_account
     from mornet.db import unit_of_work
     from mornet.errors import describe
     from mornet.identity.schemas import RegisterRequest
-    from mornet.onboarding import ensure_admin_account
 
     try:
         body = RegisterRequest(email=email, password=password, full_name=full_name)

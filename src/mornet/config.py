@@ -48,7 +48,10 @@ class Settings(BaseSettings):
     """The broker address written into an edge agent's configuration. Unset: the embedded
     broker's host and port, or MORNET_MQTT_URL without its credentials."""
     cookie_secure: bool = False
-    """Mark the session cookie `Secure` (set it behind HTTPS)."""
+    """Mark the session cookie `Secure` (set it behind HTTPS). Production requires it."""
+    allow_insecure_cookie: bool = False
+    """Production only: accept MORNET_COOKIE_SECURE=false (a deliberate override, e.g. a
+    private network without TLS)."""
     wallet_master_key: str | None = None
     """Base64 of 32 bytes: AES-256-GCM key that encrypts custodial wallet keys at rest."""
     chain_rpc_url: str | None = None
@@ -156,7 +159,7 @@ def _check_production_secret(name: str, value: str | None) -> str:
 def load_runtime_secrets(settings: Settings) -> RuntimeSecrets:
     """Resolve every secret, generating and persisting the embedded ones on first use."""
     if settings.env is Environment.PRODUCTION:
-        return RuntimeSecrets(
+        production = RuntimeSecrets(
             jwt_secret=_check_production_secret("jwt_secret", settings.jwt_secret),
             wallet_master_key=_check_master_key(
                 _check_production_secret("wallet_master_key", settings.wallet_master_key)
@@ -165,6 +168,12 @@ def load_runtime_secrets(settings: Settings) -> RuntimeSecrets:
                 _check_production_secret("chain_operator_key", settings.chain_operator_key)
             ),
         )
+        if not settings.cookie_secure and not settings.allow_insecure_cookie:
+            raise ConfigurationError(
+                "MORNET_COOKIE_SECURE must be true in production (serve the pages over HTTPS); "
+                "set MORNET_ALLOW_INSECURE_COOKIE=true to override deliberately"
+            )
+        return production
 
     path = settings.data_dir / "secrets.json"
     stored: dict[str, str] = {}

@@ -364,3 +364,16 @@ async def test_password_hashing_leaves_the_event_loop_free(
     assert all(a.status_code == 200 for a in answers)
     # argon2 takes ~100 ms a hash; on the loop, six in a row would hold a tick back that long.
     assert max(late) < 0.08
+
+
+async def test_logout_revokes_the_token_on_the_server(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user, headers = await user_with_token(client, session)
+    assert (await client.get("/api/me", headers=headers)).status_code == 200
+    assert (await client.post("/api/auth/logout", headers=headers)).status_code == 204
+    after = await client.get("/api/me", headers=headers)
+    assert after.status_code == 401
+    assert after.json()["error"]["code"] == "invalid_token"
+    fresh = await login(client, user.email)
+    assert (await client.get("/api/me", headers=fresh)).status_code == 200

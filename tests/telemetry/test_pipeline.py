@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.bus import READINGS, InProcessBus
+from mornet.households import service as households_service
 from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
@@ -109,7 +110,7 @@ async def test_a_signed_batch_is_stored_once_with_canonical_units(
                     {**json.loads(p), "agent_id": "7d0c3a38-9f0e-4b43-8f43-0b3f8a8d1e11"}
                 ).encode(),
             ),
-            "unknown or revoked",
+            "unknown, revoked",
         ),
         (lambda a, t, p: (t, a.message([plug(1, -5.0)])), "greater than or equal to 0"),
         (lambda a, t, p: (t, a.message([{**plug(1, 5.0), "resource": "X"}])), "resource"),
@@ -169,7 +170,29 @@ async def test_a_revoked_agent_is_refused(
         f"/api/households/{agent.household_id}/agents/{agent.agent_id}", headers=headers
     )
     assert not await pipeline.send(agent.topic, agent.message([plug(1, 5.0)]))
-    assert "unknown or revoked" in (await session.scalars(select(DeadLetter))).one().reason
+    assert "unknown, revoked" in (await session.scalars(select(DeadLetter))).one().reason
+
+
+async def test_a_blocked_owners_agents_are_refused_by_gateway_and_broker(
+    client: httpx.AsyncClient, session: AsyncSession, pipeline: Pipeline, runtime: Runtime
+) -> None:
+    owner, headers = await user_with_token(client, session)
+    agent = await provision(client, headers)
+    assert await pipeline.send(agent.topic, agent.message([plug(1, 5.0)]))
+    _, admin = await user_with_token(client, session, admin=True)
+    blocked = await client.post(f"/api/admin/users/{owner.id}/block", headers=admin)
+    assert blocked.status_code == 200
+    assert not await pipeline.send(agent.topic, agent.message([plug(2, 6.0)]))
+    assert await _count(session, Reading) == 1
+    reason = (await session.scalars(select(DeadLetter))).one().reason
+    assert "owner is blocked" in reason
+    async with runtime.sessions() as fresh:
+        assert (
+            await households_service.authenticate_agent(
+                fresh, agent_id=uuid.UUID(agent.agent_id), secret=agent.secret
+            )
+            is None
+        )
 
 
 async def test_counter_deltas_become_hourly_use_with_resets_and_gaps(

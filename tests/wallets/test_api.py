@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import httpx
@@ -395,3 +396,33 @@ async def test_a_transfer_does_not_reveal_which_emails_have_accounts(
     assert known.status_code == unknown.status_code == 422
     assert known.json() == unknown.json()
     assert known.json()["error"]["code"] == "insufficient_balance"
+
+
+async def test_blocking_cancels_the_users_queued_transfers(
+    client: httpx.AsyncClient, runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    from tests.factories import user_with_token
+
+    alice = await register(client, "alice@example.com")
+    await fund(runtime, chain, "alice@example.com", "10")
+    receiver = Account.create().address
+    queued = await client.post(
+        "/api/wallet/transfers",
+        json={"token": "GCC", "to": receiver, "amount": "7", "idempotency_key": "before-block"},
+        headers=alice,
+    )
+    assert queued.status_code == 202
+    _, admin = await user_with_token(client, session, admin=True)
+    user = await session.scalar(select(User).where(User.email == "alice@example.com"))
+    assert user is not None
+    assert (
+        await client.post(f"/api/admin/users/{user.id}/block", headers=admin)
+    ).status_code == 200
+    await chain.submitter.drain()
+    session.expire_all()
+    operation = await session.get(ChainOperation, uuid.UUID(queued.json()["id"]))
+    assert operation is not None
+    assert operation.status == "failed"
+    assert "blocked" in (operation.error or "")
+    assert operation.tx_hash is None
+    assert await chain.balance_of("GCC", receiver) == 0

@@ -393,3 +393,22 @@ async def test_a_household_records_a_meter_reading_from_its_page(
     )
     assert refused.status_code == 422
     assert len((await session.scalars(select(Reading))).all()) == 1
+
+
+async def test_logging_out_makes_a_copied_session_cookie_worthless(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user = await create_user(session)
+    await page_login(client, user.email)
+    stolen = client.cookies["mornet_session"]
+    households = await client.get("/households")
+    assert households.status_code == 200
+    out = await client.post("/logout", data={"csrf_token": csrf_from(households)})
+    assert out.status_code == 303
+    # Someone who copied the cookie before the logout gets nothing with it.
+    client.cookies.set("mornet_session", stolen)
+    again = await client.get("/households")
+    assert again.status_code in (302, 303)
+    assert "/login" in again.headers["location"]
+    api = await client.get("/api/me", headers={"Authorization": f"Bearer {stolen}"})
+    assert api.status_code == 401

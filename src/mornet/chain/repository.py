@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain.models import (
     ChainDeployment,
     ChainOperation,
     ChainOperationParty,
+    OperationKind,
     OperationStatus,
 )
 
@@ -88,3 +90,24 @@ async def open_operations_of_address(
         )
     )
     return (await session.scalars(query)).all()
+
+
+async def fail_queued(
+    session: AsyncSession,
+    *,
+    requested_by: uuid.UUID,
+    kind: OperationKind,
+    reason: str,
+    finished_at: datetime,
+) -> int:
+    result = await session.execute(
+        update(ChainOperation)
+        .where(
+            ChainOperation.requested_by == requested_by,
+            ChainOperation.kind == kind,
+            ChainOperation.status == OperationStatus.QUEUED,
+        )
+        .values(status=OperationStatus.FAILED, error=reason, finished_at=finished_at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -186,6 +186,20 @@ async def enqueue(
     return operation, True
 
 
+async def cancel_queued_transfers(
+    session: AsyncSession, *, requested_by: uuid.UUID, reason: str
+) -> int:
+    """Fail the transfers `requested_by` queued that are not signed yet. Returns how many.
+    (The submitter moves only rows still `queued`, so none of these is sent afterwards.)"""
+    return await repository.fail_queued(
+        session,
+        requested_by=requested_by,
+        kind=OperationKind.TRANSFER,
+        reason=reason,
+        finished_at=utcnow(),
+    )
+
+
 async def get_operation(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation:
     operation = await repository.operation(session, operation_id)
     if operation is None:

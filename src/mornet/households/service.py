@@ -186,12 +186,24 @@ async def revoke_agent(
     return agent
 
 
+async def _active_agent(session: AsyncSession, agent_id: uuid.UUID) -> EdgeAgent | None:
+    """The agent if it is not revoked and its household's owner is not blocked: a blocked
+    user's devices are refused like the user."""
+    agent = await repository.get_agent(session, agent_id)
+    if agent is None or not agent.is_active:
+        return None
+    household = await repository.get(session, agent.household_id)
+    if household is None or not await identity.is_active(session, household.owner_id):
+        return None
+    return agent
+
+
 async def authenticate_agent(
     session: AsyncSession, *, agent_id: uuid.UUID, secret: str
 ) -> EdgeAgent | None:
     """The active agent these credentials belong to, or None (for the MQTT side)."""
-    agent = await repository.get_agent(session, agent_id)
-    if agent is None or not agent.is_active:
+    agent = await _active_agent(session, agent_id)
+    if agent is None:
         return None
     if not hmac.compare_digest(agent.secret_hash, hash_agent_secret(secret)):
         return None
@@ -208,8 +220,8 @@ class GatewayAgent:
 
 async def agent_for_gateway(session: AsyncSession, agent_id: uuid.UUID) -> GatewayAgent | None:
     """An active agent's household and verification key (for the telemetry gateway)."""
-    agent = await repository.get_agent(session, agent_id)
-    if agent is None or not agent.is_active:
+    agent = await _active_agent(session, agent_id)
+    if agent is None:
         return None
     return GatewayAgent(id=agent.id, household_id=agent.household_id, secret_hash=agent.secret_hash)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
+from mornet.accounts import register_account, set_account_blocked
 from mornet.dependencies import AdminUser, CurrentUser, RuntimeDep, SessionDep
 from mornet.identity import service
 from mornet.identity.models import User
@@ -19,7 +20,6 @@ from mornet.identity.schemas import (
     UserOut,
 )
 from mornet.identity.throttle import Attempt, client_of
-from mornet.onboarding import register_account
 
 router = APIRouter(tags=["identity"])
 
@@ -64,6 +64,12 @@ async def login(
     )
 
 
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(user: CurrentUser, session: SessionDep) -> None:
+    """End every session of the caller: all access tokens issued so far stop working."""
+    await service.end_sessions(session, user)
+
+
 @router.get("/me")
 async def read_me(user: CurrentUser) -> UserOut:
     return _user_out(user)
@@ -95,11 +101,11 @@ async def list_users(
 
 @router.post("/admin/users/{user_id}/block")
 async def block_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
-    return _user_out(await service.set_blocked(session, actor=admin, user_id=user_id, blocked=True))
+    return _user_out(await set_account_blocked(session, actor=admin, user_id=user_id, blocked=True))
 
 
 @router.post("/admin/users/{user_id}/unblock")
 async def unblock_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
     return _user_out(
-        await service.set_blocked(session, actor=admin, user_id=user_id, blocked=False)
+        await set_account_blocked(session, actor=admin, user_id=user_id, blocked=False)
     )

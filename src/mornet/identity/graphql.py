@@ -7,12 +7,12 @@ from datetime import datetime
 
 import strawberry
 
+from mornet.accounts import register_account, set_account_blocked
 from mornet.graphql import Info, validated
 from mornet.identity import service
 from mornet.identity.models import User
 from mornet.identity.schemas import RegisterRequest
 from mornet.identity.throttle import Attempt, client_of
-from mornet.onboarding import register_account
 
 
 @strawberry.type(name="User")
@@ -79,7 +79,7 @@ class IdentityMutation:
     async def block_user(self, info: Info, user_id: uuid.UUID) -> UserType:
         admin = await info.context.admin()
         return UserType.of(
-            await service.set_blocked(
+            await set_account_blocked(
                 info.context.session, actor=admin, user_id=user_id, blocked=True
             )
         )
@@ -88,7 +88,7 @@ class IdentityMutation:
     async def unblock_user(self, info: Info, user_id: uuid.UUID) -> UserType:
         admin = await info.context.admin()
         return UserType.of(
-            await service.set_blocked(
+            await set_account_blocked(
                 info.context.session, actor=admin, user_id=user_id, blocked=False
             )
         )

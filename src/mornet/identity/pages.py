@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from mornet.accounts import register_account, set_account_blocked
 from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import MornetError
 from mornet.identity import service
 from mornet.identity.schemas import ProfileUpdate, RegisterRequest
 from mornet.identity.throttle import Attempt, client_of
-from mornet.onboarding import register_account
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
@@ -107,7 +107,10 @@ async def login(
 
 
 @router.post("/logout", dependencies=[CsrfChecked])
-async def logout() -> Response:
+async def logout(user: OptionalPageUser, session: SessionDep) -> Response:
+    # The token stops working on the server too: a copied cookie is worth nothing after this.
+    if user is not None:
+        await service.end_sessions(session, user)
     response = redirect("/login")
     end_session(response)
     return response
@@ -177,7 +180,7 @@ async def admin_set_blocked(
 ) -> Response:
     if action not in ("block", "unblock"):
         raise MornetError("unknown action", code="not_found", status=404)
-    target = await service.set_blocked(
+    target = await set_account_blocked(
         session, actor=admin, user_id=user_id, blocked=action == "block"
     )
     if is_htmx(request):

@@ -127,6 +127,12 @@ async def user_for_token(session: AsyncSession, token: str, tokens: TokenSetting
     return user
 
 
+async def end_sessions(session: AsyncSession, user: User) -> None:
+    """Log out: every access token issued to the user so far stops working, server-side."""
+    user.token_version += 1
+    await session.flush()
+
+
 async def update_profile(
     session: AsyncSession,
     user: User,
@@ -151,6 +157,12 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None:
         raise NotFound("no such user")
     return user
+
+
+async def is_active(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Whether the user exists and is not blocked."""
+    user = await repository.get(session, user_id)
+    return user is not None and not user.is_blocked
 
 
 async def user_by_email(session: AsyncSession, email: str) -> User | None:

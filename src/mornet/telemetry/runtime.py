@@ -117,8 +117,8 @@ async def simulate_households(
 ) -> list[uuid.UUID]:
     """N demo households (user sim-<i>@mornet.local, password `simulated`), each with a fresh
     agent of three simulated plugs, run inside this process against the embedded broker."""
+    from mornet.accounts import register_account
     from mornet.identity import service as identity
-    from mornet.onboarding import register_account
 
     mqtt_url = (
         f"mqtt://{settings.mqtt_host}:{settings.mqtt_port}"

@@ -89,7 +89,10 @@ async def accept_message(
         raise Rejected("agent_id is missing or not a UUID") from None
     agent = await lookup(session, agent_id)
     if agent is None:
-        raise Rejected(f"agent {agent_id} is unknown or revoked", agent_id=str(agent_id))
+        raise Rejected(
+            f"agent {agent_id} is unknown, revoked, or its owner is blocked",
+            agent_id=str(agent_id),
+        )
     if not signature_valid(message, bytes.fromhex(agent.secret_hash)):
         raise Rejected(
             "the HMAC signature does not match the agent's secret", agent_id=str(agent_id)
