@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import tomllib
 import uuid
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -119,8 +121,9 @@ async def test_agent_registration_shows_the_secret_once_and_stores_only_its_hash
 
     stored = await session.get(EdgeAgent, uuid.UUID(body["agent_id"]))
     assert stored is not None
-    assert secret not in stored.secret_hash
-    assert stored.secret_hash == service.hash_agent_secret(secret)
+    assert secret not in stored.public_key + stored.password_hash
+    assert stored.public_key == service.agent_public_key(secret)
+    assert stored.password_hash.startswith("$argon2id$")
     reread = await client.get(f"/api/households/{household['id']}", headers=headers)
     assert secret not in reread.text
     assert [a["name"] for a in reread.json()["agents"]] == ["Kitchen Pi"]
@@ -199,3 +202,43 @@ async def test_a_new_agent_is_pointed_at_the_embedded_broker_port(
     assert agent.status_code == 201
     assert agent.json()["mqtt_url"] == "mqtt://127.0.0.1:2883"
     assert 'mqtt_url = "mqtt://127.0.0.1:2883"' in agent.json()["config_toml"]
+
+
+async def test_a_database_dump_can_neither_sign_telemetry_nor_log_in_as_an_agent(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    """Everything the database holds about an agent, tried as its credentials."""
+    from mornet.bus import InProcessBus
+    from mornet.telemetry.consumers import Gateway
+    from mornet.telemetry.models import DeadLetter
+    from mornet.telemetry.wire import encode, sign, telemetry_topic
+    from tests.telemetry.helpers import plug
+
+    _, headers = await user_with_token(client, session)
+    household = await create_household(client, headers)
+    body = (await client.post(f"/api/households/{household['id']}/agents", headers=headers)).json()
+    agent_id = uuid.UUID(body["agent_id"])
+    row = await session.get(EdgeAgent, agent_id)
+    assert row is not None
+    dumped = [
+        row.public_key,
+        row.password_hash,
+        hashlib.sha256(row.public_key.encode()).hexdigest(),
+    ]
+    for candidate in dumped:
+        assert (
+            await service.authenticate_agent(session, agent_id=agent_id, secret=candidate) is None
+        )
+
+    gateway = Gateway(runtime.sessions, InProcessBus())
+    topic = telemetry_topic(household["id"])
+    for candidate in dumped:
+        # A key made from any stored value signs for nobody.
+        forged_key = Ed25519PrivateKey.from_private_bytes(
+            hashlib.sha256(candidate.encode()).digest()
+        )
+        forged = encode(sign({"agent_id": str(agent_id), "readings": [plug(1, 1.0)]}, forged_key))
+        assert not await gateway.handle(topic, forged)
+    reasons = (await session.scalars(select(DeadLetter.reason))).all()
+    assert len(reasons) == len(dumped)
+    assert all("signature does not match" in r for r in reasons)

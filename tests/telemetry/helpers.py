@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from mornet.telemetry.wire import encode, sign, signing_key, telemetry_topic
+from mornet.telemetry.wire import encode, private_key, sign, telemetry_topic
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ class FakeAgent:
 
     def message(self, readings: list[dict[str, Any]], *, secret: str | None = None) -> bytes:
         body = {"agent_id": self.agent_id, "readings": readings}
-        return encode(sign(body, signing_key(secret or self.secret)))
+        return encode(sign(body, private_key(secret or self.secret)))
 
 
 def plug(

@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from mornet.agent.config import AgentConfig
 from mornet.telemetry.mqtt_address import BrokerAddress
-from mornet.telemetry.wire import encode, sign, signing_key, telemetry_topic
+from mornet.telemetry.wire import encode, private_key, sign, telemetry_topic
 
 log = structlog.get_logger(__name__)
 
@@ -21,7 +21,7 @@ class Publisher:
     def __init__(self, config: AgentConfig, *, ack_timeout: float = 10) -> None:
         self.topic = telemetry_topic(str(config.household_id))
         self.agent_id = str(config.agent_id)
-        self.key = signing_key(config.agent_secret)
+        self.key = private_key(config.agent_secret)
         self.ack_timeout = ack_timeout
         self.address = BrokerAddress.parse(config.mqtt_url)
         self.client = paho.Client(

@@ -34,9 +34,10 @@ class EdgeAgent(UUIDPrimaryKey, Base):
 
     household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    secret_hash: Mapped[str] = mapped_column(String(64))
-    """SHA-256 of the agent's secret. The secret is 256 random bits shown once, so a fast
-    hash is enough: there is nothing to brute-force."""
+    public_key: Mapped[str] = mapped_column(String(64))
+    """The agent's Ed25519 public key (hex): verifies its messages, cannot sign them."""
+    password_hash: Mapped[str] = mapped_column(String(200))
+    """argon2id of the SHA-256 of the agent's secret: checks its broker login, cannot log in."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

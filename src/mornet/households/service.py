@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -17,7 +16,14 @@ from mornet.households import repository
 from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.identity import service as identity
 from mornet.tariffs import service as tariffs
-from mornet.telemetry.wire import signing_key, telemetry_topic
+from mornet.telemetry.wire import (
+    Ed25519PublicKey,
+    private_key,
+    public_key_hex,
+    secret_digest,
+    telemetry_topic,
+    verifier,
+)
 
 
 class HouseholdNotFound(NotFound):
@@ -61,9 +67,14 @@ class AdminHouseholdRow:
     agent_count: int
 
 
-def hash_agent_secret(secret: str) -> str:
-    """What the platform keeps of a secret: its SHA-256, which is also the agent's HMAC key."""
-    return signing_key(secret).hex()
+def agent_public_key(secret: str) -> str:
+    """The public half of the key the agent derives from its secret."""
+    return public_key_hex(private_key(secret))
+
+
+async def agent_password_hash(secret: str) -> str:
+    """What the broker login is checked against: a slow hash, never the secret's digest."""
+    return await identity.hash_secret(secret_digest(secret).hex())
 
 
 def agent_config_toml(
@@ -165,7 +176,8 @@ async def register_agent(
     agent = EdgeAgent(
         household_id=household.id,
         name=name,
-        secret_hash=hash_agent_secret(secret),
+        public_key=agent_public_key(secret),
+        password_hash=await agent_password_hash(secret),
         created_at=utcnow(),
     )
     session.add(agent)
@@ -205,7 +217,7 @@ async def authenticate_agent(
     agent = await _active_agent(session, agent_id)
     if agent is None:
         return None
-    if not hmac.compare_digest(agent.secret_hash, hash_agent_secret(secret)):
+    if not await identity.verify_secret(agent.password_hash, secret_digest(secret).hex()):
         return None
     return agent
 
@@ -214,8 +226,8 @@ async def authenticate_agent(
 class GatewayAgent:
     id: uuid.UUID
     household_id: uuid.UUID
-    secret_hash: str
-    """SHA-256 of the agent's secret: also the key of its messages' HMAC."""
+    verifier: Ed25519PublicKey
+    """The agent's public key: checks its messages' signatures."""
 
 
 async def agent_for_gateway(session: AsyncSession, agent_id: uuid.UUID) -> GatewayAgent | None:
@@ -223,7 +235,9 @@ async def agent_for_gateway(session: AsyncSession, agent_id: uuid.UUID) -> Gatew
     agent = await _active_agent(session, agent_id)
     if agent is None:
         return None
-    return GatewayAgent(id=agent.id, household_id=agent.household_id, secret_hash=agent.secret_hash)
+    return GatewayAgent(
+        id=agent.id, household_id=agent.household_id, verifier=verifier(agent.public_key)
+    )
 
 
 async def list_all_households(

@@ -127,6 +127,15 @@ async def user_for_token(session: AsyncSession, token: str, tokens: TokenSetting
     return user
 
 
+async def hash_secret(value: str) -> str:
+    """argon2id of a credential (users' passwords, devices' broker secrets)."""
+    return await hash_password(value)
+
+
+async def verify_secret(stored_hash: str, value: str) -> bool:
+    return await verify_password(stored_hash, value)
+
+
 async def end_sessions(session: AsyncSession, user: User) -> None:
     """Log out: every access token issued to the user so far stops working, server-side."""
     user.token_version += 1

@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mornet.telemetry.wire import encode, sign, signing_key, telemetry_topic
+from mornet.telemetry.wire import encode, private_key, sign, telemetry_topic
 
 
 def _free_port() -> int:
@@ -70,6 +70,7 @@ def _load(
     client.connect("127.0.0.1", port)
     client.loop_start()
     seqs = [0] * len(agents)
+    keys = [private_key(agent["secret"]) for agent in agents]
     started = time.monotonic()
     sent = 0
     while (elapsed := time.monotonic() - started) < duration:
@@ -94,9 +95,7 @@ def _load(
                         "current_a": 0.43,
                     }
                 )
-            message = sign(
-                {"agent_id": agent["agent_id"], "readings": readings}, bytes.fromhex(agent["key"])
-            )
+            message = sign({"agent_id": agent["agent_id"], "readings": readings}, keys[index])
             client.publish(telemetry_topic(agent["household_id"]), encode(message), qos=1)
             sent += 1
         time.sleep(0.001)
@@ -183,7 +182,7 @@ async def _provision(database_url: str, households: int) -> list[dict[str, str]]
                     {
                         "household_id": str(home.id),
                         "agent_id": str(agent.agent.id),
-                        "key": signing_key(agent.secret).hex(),
+                        "secret": agent.secret,
                     }
                 )
     finally:

@@ -111,7 +111,7 @@ class WireMessage(BaseModel):
 
     agent_id: uuid.UUID
     readings: list[WireReading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
-    hmac: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sig: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
 class NormalisedReading(BaseModel):

@@ -93,9 +93,9 @@ async def accept_message(
             f"agent {agent_id} is unknown, revoked, or its owner is blocked",
             agent_id=str(agent_id),
         )
-    if not signature_valid(message, bytes.fromhex(agent.secret_hash)):
+    if not signature_valid(message, agent.verifier):
         raise Rejected(
-            "the HMAC signature does not match the agent's secret", agent_id=str(agent_id)
+            "the Ed25519 signature does not match the agent's public key", agent_id=str(agent_id)
         )
     if str(agent.household_id) != topic_household:
         raise Rejected(

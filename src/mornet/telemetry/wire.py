@@ -2,9 +2,14 @@
 so the agent carries no server dependencies).
 
 Topic `mornet/<household_id>/telemetry`, QoS 1. Payload: a JSON object
-`{"agent_id", "readings": [...], "hmac"}` where `hmac` is HMAC-SHA256, hex, over the canonical
-JSON of the object without `hmac` (keys sorted, no spaces, UTF-8), keyed with SHA-256 of the
-agent's secret. A plug reading is `{device_id, resource: "E", ts, seq, power_w, energy_wh,
+`{"agent_id", "readings": [...], "sig"}` where `sig` is an Ed25519 signature, hex, over the
+canonical JSON of the object without `sig` (keys sorted, no spaces, UTF-8).
+
+Keys: the agent's private key is derived from the secret it was given at provisioning
+(`signing_seed`); the platform keeps only the public key, and for the broker login only a slow
+(argon2) hash — a copy of the database can neither sign telemetry nor log in as an agent.
+
+A plug reading is `{device_id, resource: "E", ts, seq, power_w, energy_wh,
 voltage_v, current_a}` (energy_wh is the device's cumulative counter); a meter reading carries
 `value`, the meter's cumulative index in the resource's unit (kWh for H, m³ for W).
 """
@@ -12,9 +17,11 @@ voltage_v, current_a}` (energy_wh is the device's cumulative counter); a meter r
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 TOPIC_PREFIX = "mornet/"
 TOPIC_SUFFIX = "/telemetry"
@@ -33,26 +40,56 @@ def household_of_topic(topic: str) -> str | None:
     return None
 
 
-def signing_key(agent_secret: str) -> bytes:
-    """The HMAC key: SHA-256 of the secret, which is also what the platform stores."""
+__all__ = ["Ed25519PrivateKey", "Ed25519PublicKey"]
+SIGNATURE_FIELD = "sig"
+_SEED_LABEL = b"mornet agent ed25519 v1:"
+
+
+def secret_digest(agent_secret: str) -> bytes:
+    """SHA-256 of the agent's secret: what agents provisioned before Ed25519 had stored, so
+    their rows migrate to public keys without re-provisioning."""
     return hashlib.sha256(agent_secret.encode()).digest()
 
 
+def signing_seed(agent_secret: str) -> bytes:
+    return seed_of_digest(secret_digest(agent_secret))
+
+
+def seed_of_digest(digest: bytes) -> bytes:
+    return hashlib.sha256(_SEED_LABEL + digest).digest()
+
+
+def private_key(agent_secret: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(signing_seed(agent_secret))
+
+
+def public_key_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes_raw().hex()
+
+
 def canonical(message: dict[str, Any]) -> bytes:
-    unsigned = {k: v for k, v in message.items() if k != "hmac"}
+    unsigned = {k: v for k, v in message.items() if k != SIGNATURE_FIELD}
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def sign(message: dict[str, Any], key: bytes) -> dict[str, Any]:
-    return {**message, "hmac": hmac.new(key, canonical(message), hashlib.sha256).hexdigest()}
+def sign(message: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    return {**message, SIGNATURE_FIELD: key.sign(canonical(message)).hex()}
 
 
-def signature_valid(message: dict[str, Any], key: bytes) -> bool:
-    sent = message.get("hmac")
-    if not isinstance(sent, str):
+def signature_valid(message: dict[str, Any], key: Ed25519PublicKey) -> bool:
+    sent = message.get(SIGNATURE_FIELD)
+    if not isinstance(sent, str) or len(sent) != 128:
         return False
-    expected = hmac.new(key, canonical(message), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(sent, expected)
+    try:
+        key.verify(bytes.fromhex(sent), canonical(message))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verifier(public_key: str) -> Ed25519PublicKey:
+    """The public key of an agent, from its 64 hex characters."""
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
 
 
 def encode(message: dict[str, Any]) -> bytes:
