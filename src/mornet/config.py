@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     anvil_port: int = 8545
     """Port of the local anvil node in embedded mode."""
     mqtt_url: str | None = None
-    """The broker the gateway subscribes to (Mosquitto, EMQX). Unset: an embedded broker."""
+    """The broker the gateway subscribes to (Mosquitto, EMQX): mqtt:// or mqtts:// (TLS).
+    Unset: an embedded broker."""
+    mqtt_ca_file: Path | None = None
+    """With an mqtts:// broker: the CA of its certificate (default: the system's CAs)."""
     mqtt_host: str = "127.0.0.1"
     """Interface of the embedded broker."""
     mqtt_port: int = 1884

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.agent.config import AgentConfig
+from mornet.agent.publisher import SendFailed, send_readings
 from mornet.agent.runner import Agent
 from mornet.bus import READINGS, InProcessBus
 from mornet.runtime import Runtime
@@ -270,3 +271,42 @@ async def test_agent_send_reports_a_broker_that_does_not_answer(tmp_path: Path) 
     code, output = await _mornet("agent", "send", "--config", str(config), "--file", str(readings))
     assert code == 2
     assert "no answer from the broker" in output
+
+
+async def test_agent_and_gateway_reach_a_tls_broker_through_a_private_ca(
+    runtime: Runtime, registered: FakeAgent, session: AsyncSession, tmp_path: Path
+) -> None:
+    broker = Mosquitto(tmp_path / "tls-broker", tls=True)
+    broker.start()
+    bus = InProcessBus()
+    gateway = Gateway(runtime.sessions, bus)
+    consumer = ReadingsConsumer(runtime.sessions)
+    await bus.consume(READINGS, "readings", consumer.handle)
+    subscriber = Subscriber(
+        BrokerAddress.parse(broker.url),
+        topic="mornet/+/telemetry",
+        client_id="gateway-tls",
+        handler=gateway.handle,
+        ca_file=broker.ca_file,
+    )
+    try:
+        await subscriber.start()
+        await asyncio.wait_for(subscriber.connected.wait(), 10)
+        trusted = agent_config(registered, broker, tmp_path, mqtt_ca_file=str(broker.ca_file))
+        answer = await asyncio.to_thread(send_readings, trusted, [plug(1, 10.0)])
+        assert answer.startswith("PUBACK")
+
+        async def stored_over_tls() -> bool:
+            return await stored(session, registered.household_id) == [("plug-1", 1)]
+
+        await eventually(stored_over_tls, within=20)
+
+        # The system's CAs do not know this broker's certificate: nothing is sent.
+        untrusted = agent_config(registered, broker, tmp_path)
+        with pytest.raises(SendFailed, match="no answer"):
+            await asyncio.to_thread(send_readings, untrusted, [plug(2, 11.0)], timeout=3)
+    finally:
+        await subscriber.stop()
+        await bus.close()
+        broker.stop()
+    assert await stored(session, registered.household_id) == [("plug-1", 1)]

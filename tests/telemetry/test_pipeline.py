@@ -98,7 +98,10 @@ async def test_a_signed_batch_is_stored_once_with_canonical_units(
         (lambda a, t, p: (t, b"[1, 2]"), "not a JSON object"),
         (lambda a, t, p: (t, b"x" * (256 * 1024 + 1)), "exceeds the limit"),
         (lambda a, t, p: ("mornet/telemetry", p), "is not mornet/<household_id>/telemetry"),
-        (lambda a, t, p: (t, a.message([plug(1, 5.0)], secret="wrong-secret")), "Ed25519 signature"),
+        (
+            lambda a, t, p: (t, a.message([plug(1, 5.0)], secret="wrong-secret")),
+            "Ed25519 signature",
+        ),
         (
             lambda a, t, p: (t, json.dumps({**json.loads(p), "agent_id": "nope"}).encode()),
             "not a UUID",

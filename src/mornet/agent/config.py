@@ -64,6 +64,9 @@ class AgentConfig(BaseModel):
     agent_id: uuid.UUID
     agent_secret: str = Field(min_length=16)
     mqtt_url: str = "mqtt://127.0.0.1:1884"
+    """mqtt://host:port, or mqtts://host:port for TLS."""
+    mqtt_ca_file: Path | None = None
+    """With mqtts://: the CA that signed the broker's certificate (default: the system's)."""
     interval_s: float = Field(default=60, gt=0)
     buffer_path: Path = Path("mornet-agent-buffer.db")
     buffer_max_readings: int = Field(default=2_000_000, gt=0)

@@ -32,6 +32,7 @@ class Publisher:
         )
         # The broker authenticates the agent with its id and secret where it checks at all.
         self.client.username_pw_set(self.agent_id, config.agent_secret)
+        self.address.secure(self.client, config.mqtt_ca_file)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.on_connect = lambda *a: log.info("agent.connected", broker=self.address.host)
         self.client.on_disconnect = lambda *a: log.warning("agent.disconnected")

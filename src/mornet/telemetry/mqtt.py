@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -35,6 +36,7 @@ class Subscriber:
         shared_group: str | None = None,
         workers: int = 16,
         queue_size: int = 1000,
+        ca_file: Path | None = None,
     ) -> None:
         self.address = address
         self.topic = f"$share/{shared_group}/{topic}" if shared_group else topic
@@ -57,6 +59,7 @@ class Subscriber:
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         if address.username:
             self.client.username_pw_set(address.username, address.password)
+        address.secure(self.client, ca_file)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

@@ -101,6 +101,7 @@ async def start_telemetry(
         client_id=settings.mqtt_client_id,
         handler=telemetry.gateway.handle,
         shared_group=shared,
+        ca_file=settings.mqtt_ca_file if settings.mqtt_url else None,
     )
     await telemetry.subscriber.start()
     return telemetry
