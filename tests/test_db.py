@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import asyncio
+import stat
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
-from mornet.db import ScaledDecimal, UTCDateTime, async_url
+from mornet.db import (
+    ScaledDecimal,
+    UTCDateTime,
+    async_url,
+    create_engine,
+    ensure_private_sqlite_file,
+    migrate,
+)
 
 
 def test_scaled_decimal_round_trips_exactly() -> None:
@@ -34,3 +45,27 @@ def test_database_urls_map_to_async_drivers() -> None:
     assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
     with pytest.raises(ValueError, match="unsupported"):
         async_url("mysql://h/d")
+
+
+async def test_the_sqlite_database_is_private_to_its_owner(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'data' / 'mornet.db'}"
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE scratch (x INTEGER)"))
+            await connection.execute(text("INSERT INTO scratch VALUES (1)"))
+        files = [tmp_path / "data" / name for name in ("mornet.db", "mornet.db-wal")]
+        for file in files:
+            assert file.exists(), file
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    finally:
+        await engine.dispose()
+
+
+def test_an_existing_database_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    ensure_private_sqlite_file(f"sqlite:///{path}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -204,3 +207,16 @@ async def test_aliases_depth_and_size_are_bounded(client: httpx.AsyncClient) -> 
     huge = "{ " + " ".join("__typename" for _ in range(3000)) + " }"
     body = await gql(client, huge)
     assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_graphiql_loads_every_asset_from_this_server(client: httpx.AsyncClient) -> None:
+    page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "unpkg.com" not in page.text
+    assets = re.findall(r'(?:src|href)="(/static/graphiql/[^"]+)"\s+integrity="([^"]+)"', page.text)
+    assert len(assets) == 7
+    for path, integrity in assets:
+        served = await client.get(path)
+        assert served.status_code == 200, path
+        digest = base64.b64encode(hashlib.sha384(served.content).digest()).decode()
+        assert integrity == f"sha384-{digest}", path

@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
 from mornet import __version__
 from mornet.config import Settings
 from mornet.dependencies import RuntimeDep, SessionDep
 from mornet.errors import install_error_handlers
-from mornet.graphql import GraphQLContext, Schema, UnitOfWork, limits
+from mornet.graphql import GraphQLContext, OfflineGraphQLRouter, Schema, UnitOfWork, limits
 from mornet.households import endpoints as households_api
 from mornet.households import graphql as households_graphql
 from mornet.households import pages as households_pages
@@ -97,7 +96,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     app.include_router(api)
 
     app.include_router(
-        GraphQLRouter(
+        OfflineGraphQLRouter(
             build_graphql_schema(), context_getter=graphql_context, allow_queries_via_get=False
         ),
         prefix="/graphql",

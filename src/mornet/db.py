@@ -3,6 +3,7 @@ PostgreSQL, the async engine, and migrations."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,12 +113,25 @@ def async_url(url: str) -> str:
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
+def ensure_private_sqlite_file(url: str) -> None:
+    """Create an SQLite database file readable by its owner only (it holds password hashes
+    and sealed keys); SQLite gives its -wal and -shm files the same mode."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    path = parsed.database
+    if not path or path == ":memory:":
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    # A file created before this rule (or by a copy) is made private too.
+    os.chmod(path, 0o600)
+
+
 def create_engine(url: str) -> AsyncEngine:
+    ensure_private_sqlite_file(url)
     engine = create_async_engine(async_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
-        sqlite_path = make_url(url).database
-        if sqlite_path and sqlite_path != ":memory:":
-            Path(sqlite_path).parent.mkdir(parents=True, exist_ok=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -179,6 +193,7 @@ def migrate(url: str, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
+    ensure_private_sqlite_file(url)
     config = Config()
     config.set_main_option("script_location", "mornet:migrations")
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -33,7 +33,8 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
-from strawberry.fastapi import BaseContext
+from strawberry.fastapi import BaseContext, GraphQLRouter
+from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types import ExecutionContext
 from strawberry.types import Info as StrawberryInfo
 
@@ -43,6 +44,46 @@ from mornet.identity.models import User
 from mornet.runtime import Runtime
 
 log = structlog.get_logger(__name__)
+
+# Strawberry's GraphiQL page loads these from a CDN; the package ships the same files (same
+# SRI hashes), so the IDE works on a machine without internet.
+GRAPHIQL_ASSETS = {
+    "https://unpkg.com/react@18.2.0/umd/react.production.min.js": "react.production.min.js",
+    "https://unpkg.com/react-dom@18.2.0/umd/react-dom.production.min.js": (
+        "react-dom.production.min.js"
+    ),
+    "https://unpkg.com/js-cookie@3.0.5/dist/js.cookie.min.js": "js.cookie.min.js",
+    "https://unpkg.com/graphiql@3.8.3/graphiql.min.css": "graphiql.min.css",
+    "https://unpkg.com/@graphiql/plugin-explorer@1.0.2/dist/style.css": "plugin-explorer.css",
+    "https://unpkg.com/graphiql@3.8.3/graphiql.min.js": "graphiql.min.js",
+    "https://unpkg.com/@graphiql/plugin-explorer@1.0.2/dist/index.umd.js": (
+        "plugin-explorer.umd.js"
+    ),
+}
+
+
+def offline_graphiql_html(static_prefix: str = "/static/graphiql/") -> str:
+    html = get_graphql_ide_html("graphiql")
+    for remote, local in GRAPHIQL_ASSETS.items():
+        if remote not in html:
+            raise RuntimeError(
+                f"Strawberry's GraphiQL page no longer loads {remote}: vendor its new assets "
+                "under web/static/graphiql/ and update GRAPHIQL_ASSETS"
+            )
+        html = html.replace(remote, static_prefix + local)
+    if "https://" in html.split("<script>")[0]:
+        raise RuntimeError("Strawberry's GraphiQL page loads an asset not vendored here")
+    return html
+
+
+class OfflineGraphQLRouter(GraphQLRouter[Any, None]):
+    """The GraphQL endpoint, whose IDE page loads its assets from this server."""
+
+    @cached_property
+    def graphql_ide_html(self) -> str:
+        return offline_graphiql_html()
+
+
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 

@@ -96,7 +96,12 @@ class Runtime:
         self.chain = ChainHandle(client=client, contracts=contracts, submitter=submitter)
         if run_submitter:
             self._tasks.append(asyncio.create_task(submitter.run_forever(), name="chain-submitter"))
-        log.info("chain.ready", chain_id=client.chain_id, rpc_url=url, contracts=contracts)
+        log.info(
+            "chain.ready",
+            chain_id=client.chain_id,
+            rpc_url=client.public_rpc_url,
+            contracts=contracts,
+        )
         return self.chain
 
     async def start_telemetry(

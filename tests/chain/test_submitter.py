@@ -275,3 +275,23 @@ async def test_two_submitters_and_a_slow_rpc_never_sign_one_operation_twice(
     assert done.attempts == 1
     assert await chain.balance_of("GCC", receiver) == 5 * UNIT
     assert await chain.total_supply("GCC") == 5 * UNIT
+
+
+async def test_the_rpc_url_is_never_logged_with_its_credentials(
+    settings: Settings, anvil: LocalNode
+) -> None:
+    from structlog.testing import capture_logs
+
+    runtime = Runtime.from_settings(settings)
+    try:
+        with capture_logs() as logs:
+            await runtime.start_chain(
+                rpc_url=f"http://operator:s3cret-token@127.0.0.1:{anvil.port}",
+                run_submitter=False,
+            )
+        ready = [e for e in logs if e["event"] == "chain.ready"]
+        assert ready
+        assert ready[0]["rpc_url"] == f"http://127.0.0.1:{anvil.port}"
+        assert "s3cret-token" not in repr(logs)
+    finally:
+        await runtime.close()
