@@ -88,6 +88,8 @@ agent_secret = "{secret}"
 mqtt_url = "{mqtt_url}"
 interval_s = 60
 buffer_path = "mornet-agent-buffer.db"
+# With an mqtts:// broker whose certificate a private CA signed:
+# mqtt_ca_file = "broker-ca.pem"
 
 # One [[devices]] block per plug or meter, for example:
 # [[devices]]
