@@ -133,17 +133,12 @@ def agent_run(
     config: Annotated[Path, typer.Option(help="agent.toml", exists=True, dir_okay=False)],
 ) -> None:
     """Read the configured plugs and meters and publish their readings."""
-    from pydantic import ValidationError
-
-    from mornet.agent.config import load_config
-    from mornet.agent.runner import Agent
+    from mornet.agent import cli as agent_cli
 
     try:
-        settings = load_config(config)
-    except ValidationError as exc:
-        raise _fail(f"{config}: {exc}") from exc
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Agent(settings).run())
+        agent_cli.run(config)
+    except agent_cli.AgentCommandFailed as exc:
+        raise _fail(str(exc)) from exc
 
 
 @agent_app.command("send")
@@ -160,30 +155,11 @@ def agent_send(
 ) -> None:
     """Sign and publish readings from a file as this agent, and print the broker's answer
     (for meters without a driver, and for scripts)."""
-    import json
-
-    from pydantic import ValidationError
-
-    from mornet.agent.config import load_config
-    from mornet.agent.publisher import SendFailed, send_readings
-    from mornet.telemetry.wire import MAX_READINGS_PER_MESSAGE
+    from mornet.agent import cli as agent_cli
 
     try:
-        settings = load_config(config)
-    except ValidationError as exc:
-        raise _fail(f"{config}: {exc}") from exc
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(f"{file}: not JSON: {exc}") from exc
-    readings = document.get("readings") if isinstance(document, dict) else document
-    if not isinstance(readings, list) or not all(isinstance(r, dict) for r in readings):
-        raise _fail(f'{file}: expected a list of reading objects (or {{"readings": [...]}})')
-    if not 0 < len(readings) <= MAX_READINGS_PER_MESSAGE:
-        raise _fail(f"{file}: a message carries 1 to {MAX_READINGS_PER_MESSAGE} readings")
-    try:
-        typer.echo(send_readings(settings, readings))
-    except SendFailed as exc:
+        typer.echo(agent_cli.send(config, file))
+    except agent_cli.AgentCommandFailed as exc:
         raise _fail(str(exc)) from exc
 
 

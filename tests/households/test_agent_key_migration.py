@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from mornet.db import create_engine, create_sessionmaker, migrate
 from mornet.households import service
-from mornet.telemetry.wire import private_key, sign, signature_valid, verifier
+from mornet.wire.telemetry import private_key, sign, signature_valid, verifier
 
 
 async def test_existing_agents_migrate_to_public_keys_without_reprovisioning(

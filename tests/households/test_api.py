@@ -211,7 +211,7 @@ async def test_a_database_dump_can_neither_sign_telemetry_nor_log_in_as_an_agent
     from mornet.bus import InProcessBus
     from mornet.telemetry.consumers import Gateway
     from mornet.telemetry.models import DeadLetter
-    from mornet.telemetry.wire import encode, sign, telemetry_topic
+    from mornet.wire.telemetry import encode, sign, telemetry_topic
     from tests.telemetry.helpers import plug
 
     _, headers = await user_with_token(client, session)

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from mornet.telemetry.wire import encode, private_key, sign, telemetry_topic
+from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 

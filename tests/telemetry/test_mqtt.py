@@ -26,7 +26,7 @@ from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.models import Reading
 from mornet.telemetry.mqtt import Subscriber
-from mornet.telemetry.mqtt_address import BrokerAddress
+from mornet.wire.broker import BrokerAddress
 from tests.brokers import Mosquitto, free_port
 from tests.factories import user_with_token
 from tests.telemetry.helpers import FakeAgent, plug, provision

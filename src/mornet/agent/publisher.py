@@ -11,8 +11,8 @@ import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mornet.agent.config import AgentConfig
-from mornet.telemetry.mqtt_address import BrokerAddress
-from mornet.telemetry.wire import encode, private_key, sign, telemetry_topic
+from mornet.wire.broker import BrokerAddress
+from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
 
 log = structlog.get_logger(__name__)
 

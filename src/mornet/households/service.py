@@ -16,7 +16,7 @@ from mornet.households import repository
 from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.identity import service as identity
 from mornet.tariffs import service as tariffs
-from mornet.telemetry.wire import (
+from mornet.wire.telemetry import (
     Ed25519PublicKey,
     private_key,
     public_key_hex,

@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mornet.telemetry.wire import encode, private_key, sign, telemetry_topic
+from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
 
 
 def _free_port() -> int:

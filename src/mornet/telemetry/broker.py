@@ -26,7 +26,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
-from mornet.telemetry.wire import household_of_topic
+from mornet.wire.telemetry import household_of_topic
 
 log = structlog.get_logger(__name__)
 GATEWAY_USER = "mornet-gateway"

@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mornet.telemetry.mqtt_address import BrokerAddress
+from mornet.wire.broker import BrokerAddress
 
 log = structlog.get_logger(__name__)
 MessageHandler = Callable[[str, bytes], Awaitable[Any]]

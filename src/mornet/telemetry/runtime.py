@@ -20,9 +20,9 @@ from mornet.households import service as households
 from mornet.telemetry.broker import EmbeddedBroker
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.mqtt import Subscriber
-from mornet.telemetry.mqtt_address import BrokerAddress
-from mornet.telemetry.wire import TOPIC_PREFIX, TOPIC_SUFFIX
 from mornet.wallets.crypto import WalletCipher
+from mornet.wire.broker import BrokerAddress
+from mornet.wire.telemetry import TOPIC_PREFIX, TOPIC_SUFFIX
 
 log = structlog.get_logger(__name__)
 AGENT_CACHE_SECONDS = 10.0

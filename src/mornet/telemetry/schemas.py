@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from mornet.resources import Resource
-from mornet.telemetry.wire import MAX_READINGS_PER_MESSAGE
+from mornet.wire.telemetry import MAX_READINGS_PER_MESSAGE
 
 # Stored precision: mWh of energy, mW of power, mV, 0.1 mA, and 0.1 litre of water.
 COUNTER_PLACES = Decimal("0.000001")

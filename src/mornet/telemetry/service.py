@@ -27,7 +27,7 @@ from mornet.tariffs import service as tariffs
 from mornet.telemetry import repository
 from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireMessage
-from mornet.telemetry.wire import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
+from mornet.wire.telemetry import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
 
 DEAD_LETTER_KEEP_BYTES = 64 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)

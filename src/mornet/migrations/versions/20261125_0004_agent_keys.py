@@ -39,7 +39,7 @@ def upgrade() -> None:
     hasher = PasswordHasher()
     for agent_id, digest_hex in connection.execute(sa.select(agents.c.id, agents.c.secret_hash)):
         digest = bytes.fromhex(digest_hex)
-        # The same derivation as `mornet.telemetry.wire.seed_of_digest` (copied: a migration
+        # The same derivation as `mornet.wire.telemetry.seed_of_digest` (copied: a migration
         # must not change when the code does).
         seed = hashlib.sha256(b"mornet agent ed25519 v1:" + digest).digest()
         key = Ed25519PrivateKey.from_private_bytes(seed)

@@ -1,5 +1,5 @@
-"""The telemetry wire format shared by the edge agent and the gateway (stdlib + pydantic only,
-so the agent carries no server dependencies).
+"""The telemetry wire format shared by the edge agent, households and the gateway (stdlib and
+`cryptography` only, so the agent carries no server dependencies).
 
 Topic `mornet/<household_id>/telemetry`, QoS 1. Payload: a JSON object
 `{"agent_id", "readings": [...], "sig"}` where `sig` is an Ed25519 signature, hex, over the
