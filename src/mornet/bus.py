@@ -30,6 +30,13 @@ DeadLetterHandler = Callable[[bytes, str], Awaitable[None]]
 """Keeps a message that can never be handled, with the reason, durably."""
 EXCHANGE = "mornet"
 DEAD_LETTER_EXCHANGE = "mornet.dead"
+
+
+def dead_letter_queue(queue: str) -> str:
+    """Where the dead letters of `queue` wait for an operator."""
+    return f"{queue}.dead"
+
+
 RETRY_DELAY_SECONDS = 1.0
 DEFAULT_ATTEMPTS = 5
 MAX_BATCH = 100
@@ -242,7 +249,7 @@ class RabbitBus:
         dead_exchange = await channel.declare_exchange(
             DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         )
-        dead_queue = await channel.declare_queue(f"{queue}.dead", durable=True)
+        dead_queue = await channel.declare_queue(dead_letter_queue(queue), durable=True)
         await dead_queue.bind(dead_exchange, routing_key=queue)
         declared = await channel.declare_queue(queue, durable=True)
         await declared.bind(exchange, routing_key=topic)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.bus import READINGS, RabbitBus
+from mornet.bus import READINGS, RabbitBus, dead_letter_queue
 from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from tests.brokers import AMQP_URL
@@ -28,6 +28,7 @@ async def queue_name() -> AsyncIterator[str]:
     async with connection:
         channel = await connection.channel()
         await channel.queue_delete(name)
+        await channel.queue_delete(dead_letter_queue(name))
 
 
 async def test_gateway_to_rabbitmq_to_storage_survives_a_consumer_crash(

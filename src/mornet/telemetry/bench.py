@@ -193,10 +193,13 @@ async def _provision(database_url: str, households: int) -> list[dict[str, str]]
 async def _delete_queue(amqp_url: str, queue: str) -> None:
     import aio_pika
 
+    from mornet.bus import dead_letter_queue
+
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
         await channel.queue_delete(queue)
+        await channel.queue_delete(dead_letter_queue(queue))
 
 
 async def _measure(database_url: str) -> dict[str, Any]:

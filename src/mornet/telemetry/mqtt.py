@@ -42,7 +42,10 @@ class Subscriber:
         self.topic = f"$share/{shared_group}/{topic}" if shared_group else topic
         self.handler = handler
         self.workers = workers
-        self.queue: asyncio.Queue[paho.MQTTMessage] = asyncio.Queue(maxsize=queue_size)
+        self.queue: asyncio.Queue[paho.MQTTMessage] = asyncio.Queue()
+        # Free places in the queue, taken by the network thread and given back once a message
+        # is acknowledged: back-pressure without a cross-thread round trip per message.
+        self._room = threading.Semaphore(queue_size)
         self.connected = asyncio.Event()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,14 +103,10 @@ class Subscriber:
     def _on_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         assert self._loop is not None
         # Blocks the network thread while the queue is full: back-pressure to the broker.
-        handed = asyncio.run_coroutine_threadsafe(self.queue.put(message), self._loop)
-        while not self._stopping:
-            try:
-                handed.result(timeout=1)
-                return
-            except TimeoutError:
-                continue
-        handed.cancel()  # never acknowledged: the broker delivers it again later
+        while not self._room.acquire(timeout=1):
+            if self._stopping:
+                return  # never acknowledged: the broker delivers it again later
+        self._loop.call_soon_threadsafe(self.queue.put_nowait, message)
 
     async def _work(self) -> None:
         while True:
@@ -122,6 +121,7 @@ class Subscriber:
                     log.exception("mqtt.handler_failed", topic=message.topic)
                     await asyncio.sleep(1)
             self.client.ack(message.mid, message.qos)
+            self._room.release()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
