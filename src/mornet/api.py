@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.tools import merge_types
 
 from mornet import __version__
+from mornet.accounts import endpoints as accounts_api
+from mornet.accounts import graphql as accounts_graphql
+from mornet.accounts import pages as accounts_pages
+from mornet.chain import endpoints as chain_api
+from mornet.chain.dependencies import ChainHost
 from mornet.config import Settings
-from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.dependencies import Platform, SessionDep, get_platform
 from mornet.errors import install_error_handlers
 from mornet.graphql import GraphQLContext, OfflineGraphQLRouter, Schema, UnitOfWork, limits
 from mornet.households import endpoints as households_api
@@ -19,6 +26,7 @@ from mornet.households import pages as households_pages
 from mornet.identity import endpoints as identity_api
 from mornet.identity import graphql as identity_graphql
 from mornet.identity import pages as identity_pages
+from mornet.identity.auth import IdentityHost, user_for_bearer
 from mornet.runtime import Runtime
 from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
@@ -45,7 +53,7 @@ def build_graphql_schema() -> Schema:
     mutation = merge_types(
         "Mutation",
         (
-            identity_graphql.IdentityMutation,
+            accounts_graphql.AccountsMutation,
             households_graphql.HouseholdsMutation,
             tariffs_graphql.TariffsMutation,
             wallets_graphql.WalletsMutation,
@@ -56,8 +64,15 @@ def build_graphql_schema() -> Schema:
     )
 
 
-async def graphql_context(session: SessionDep, runtime: RuntimeDep) -> GraphQLContext:
-    return GraphQLContext(session=session, runtime=runtime)
+async def graphql_context(
+    session: SessionDep, platform: Annotated[Platform, Depends(get_platform)], request: Request
+) -> GraphQLContext:
+    host: IdentityHost = request.app.state.platform
+
+    async def authenticate(session: AsyncSession, token: str | None) -> object:
+        return await user_for_bearer(session, host, token)
+
+    return GraphQLContext(session=session, platform=platform, authenticate=authenticate)
 
 
 def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
@@ -79,13 +94,23 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         "Authenticate with `POST /api/auth/login`, then send `Authorization: Bearer <token>`.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    # The runtime is the platform every layer reads through its own protocol; these lines
+    # make mypy check that it satisfies each of them.
+    platform: Platform = runtime
+    identity_host: IdentityHost = runtime
+    chain_host: ChainHost = runtime
+    app.state.platform = platform
+    app.state.identity_host, app.state.chain_host = identity_host, chain_host
+    # Sections other contexts add to the household page.
+    app.state.household_panels = [telemetry_pages.today_panel]
     install_error_handlers(app, render_page=web_pages.render_error_page)
     web_pages.install_page_handlers(app)
 
     api = APIRouter(prefix="/api")
     for router in (
         identity_api.router,
+        accounts_api.router,
+        chain_api.router,
         households_api.router,
         tariffs_api.router,
         tokens_api.router,
@@ -104,8 +129,8 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     )
 
     for pages in (
-        web_pages.router,
         identity_pages.router,
+        accounts_pages.router,
         households_pages.router,
         tariffs_pages.router,
         wallets_pages.router,

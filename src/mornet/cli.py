@@ -174,7 +174,7 @@ def admin_create(
     """Create an admin, or promote and reset an existing account with this email."""
     from pydantic import ValidationError
 
-    from mornet.accounts import ensure_admin_account
+    from mornet.accounts.service import ensure_admin_account
     from mornet.db import unit_of_work
     from mornet.errors import describe
     from mornet.identity.schemas import RegisterRequest

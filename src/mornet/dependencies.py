@@ -1,56 +1,58 @@
-"""FastAPI dependencies shared by every context's endpoints: the unit of work and the caller."""
+"""FastAPI dependencies shared by every context's endpoints: the platform and the unit of work.
+
+The composition root (`runtime.Runtime`) is stored as `app.state.platform`; plumbing sees it
+only through the `Platform` protocol below, and each context declares the little more it needs
+the same way (identity's `IdentityHost`, chain's `ChainHost`), so nothing here knows a context.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mornet.config import RuntimeSecrets, Settings
+from mornet.crypto import WalletCipher
 from mornet.db import unit_of_work
-from mornet.errors import Forbidden, Unauthorized
-from mornet.identity import service as identity
-from mornet.identity.models import User
-from mornet.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+class Platform(Protocol):
+    """What every request may use: configuration, secrets, the database, the key cipher."""
+
+    settings: Settings
+    secrets: RuntimeSecrets
+    sessions: async_sessionmaker[AsyncSession]
+    cipher: WalletCipher
+
+
+def platform_of(request: Request) -> object:
+    """The composition root as stored on the app; contexts narrow it to their protocol."""
+    return request.app.state.platform
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the endpoint returns, rolled back if it
     raises. Declared with scope="function" so the commit happens before the response is sent."""
-    async with unit_of_work(get_runtime(request).sessions) as session:
+    async with unit_of_work(get_platform(request).sessions) as session:
         yield session
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def get_settings(request: Request) -> Settings:
+    return get_platform(request).settings
+
+
+def get_cipher(request: Request) -> WalletCipher:
+    return get_platform(request).cipher
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
-_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/auth/login")
-
-
-async def current_user(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("send an access token: Authorization: Bearer <token>")
-    return await identity.user_for_token(session, credentials.credentials, runtime.tokens)
-
-
-CurrentUser = Annotated[User, Depends(current_user)]
-
-
-async def current_admin(user: CurrentUser) -> User:
-    if not user.is_admin:
-        raise Forbidden("this needs the admin role", code="admin_only")
-    return user
-
-
-AdminUser = Annotated[User, Depends(current_admin)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CipherDep = Annotated[WalletCipher, Depends(get_cipher)]

@@ -24,6 +24,10 @@ class MornetError(Exception):
     code: ClassVar[str] = "bad_request"
     headers: dict[str, str] | None = None
     """Extra HTTP headers of the answer (e.g. Retry-After)."""
+    page_title: ClassVar[str] = "Something is wrong"
+    """The heading of the error page when a page raised it."""
+    ends_session: ClassVar[bool] = False
+    """True when the caller's page session must end with this answer (a blocked account)."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
         super().__init__(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -38,10 +38,8 @@ from strawberry.http.ides import get_graphql_ide_html
 from strawberry.types import ExecutionContext
 from strawberry.types import Info as StrawberryInfo
 
-from mornet.errors import Forbidden, MornetError, Unauthorized, ValidationFailed, describe
-from mornet.identity import service as identity
-from mornet.identity.models import User
-from mornet.runtime import Runtime
+from mornet.dependencies import Platform
+from mornet.errors import Forbidden, MornetError, ValidationFailed, describe
 
 log = structlog.get_logger(__name__)
 
@@ -87,12 +85,19 @@ class OfflineGraphQLRouter(GraphQLRouter[Any, None]):
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
+Authenticate = Callable[[AsyncSession, "str | None"], Awaitable[Any]]
+"""Finds the caller from a bearer token (or refuses); the app injects identity's."""
+
+
 class GraphQLContext(BaseContext):
-    def __init__(self, *, session: AsyncSession, runtime: Runtime) -> None:
+    def __init__(
+        self, *, session: AsyncSession, platform: Platform, authenticate: Authenticate
+    ) -> None:
         super().__init__()
         self.session = session
-        self.runtime = runtime
-        self._user: User | None = None
+        self.platform = platform
+        self._authenticate = authenticate
+        self._user: Any = None
         # GraphQL resolves sibling query fields concurrently; one AsyncSession must not be.
         self.session_lock = asyncio.Lock()
 
@@ -102,16 +107,14 @@ class GraphQLContext(BaseContext):
         scheme, _, token = header.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
-    async def user(self) -> User:
-        """The authenticated caller, with the same checks as REST (blocked → refused)."""
+    async def user(self) -> Any:
+        """The authenticated caller, with the same checks as REST (blocked → refused); typed
+        by identity, which the plumbing does not import."""
         if self._user is None:
-            token = self._bearer_token
-            if token is None:
-                raise Unauthorized("send an access token: Authorization: Bearer <token>")
-            self._user = await identity.user_for_token(self.session, token, self.runtime.tokens)
+            self._user = await self._authenticate(self.session, self._bearer_token)
         return self._user
 
-    async def admin(self) -> User:
+    async def admin(self) -> Any:
         user = await self.user()
         if not user.is_admin:
             raise Forbidden("this needs the admin role", code="admin_only")

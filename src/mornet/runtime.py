@@ -1,4 +1,7 @@
-"""What a running process holds: settings, resolved secrets, the database, and the chain."""
+"""What a running process holds: settings, resolved secrets, the database, the chain, the
+telemetry roles. The composition root: it satisfies the protocols each layer declares for what
+it needs from the running platform (`dependencies.Platform`, identity's `IdentityHost`,
+chain's `ChainHost`)."""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
 from mornet.chain.service import ChainHandle, ensure_deployed
 from mornet.chain.submitter import Submitter
 from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
+from mornet.crypto import WalletCipher
 from mornet.db import create_engine, create_sessionmaker, unit_of_work
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
-from mornet.telemetry.runtime import Telemetry, simulate_households, start_telemetry
+from mornet.simulation import Simulation, simulate_households
+from mornet.telemetry.runtime import Telemetry, start_telemetry
 from mornet.wallets import service as wallets
-from mornet.wallets.crypto import WalletCipher
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +40,7 @@ class Runtime:
     chain: ChainHandle | None = None
     telemetry: Telemetry | None = None
     node: LocalNode | None = None
+    simulation: Simulation | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     login_throttle: Throttle = field(init=False)
     registration_throttle: Throttle = field(init=False)
@@ -111,8 +116,7 @@ class Runtime:
         households when asked."""
         self.telemetry = await start_telemetry(self.settings, self.sessions)
         if simulate:
-            await simulate_households(
-                self.telemetry,
+            self.simulation = await simulate_households(
                 self.settings,
                 self.sessions,
                 self.cipher,
@@ -122,6 +126,9 @@ class Runtime:
         return self.telemetry
 
     async def close(self) -> None:
+        if self.simulation is not None:
+            await self.simulation.close()
+            self.simulation = None
         if self.telemetry is not None:
             await self.telemetry.close()
             self.telemetry = None

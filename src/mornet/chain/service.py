@@ -7,16 +7,17 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal
 from typing import Any
 
 from eth_utils.crypto import keccak
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain import repository
 from mornet.chain.client import ChainClient
-from mornet.chain.contracts import DECIMALS, MAX_BATCH, TOKENS
+from mornet.chain.contracts import MAX_BATCH, TOKENS
+from mornet.chain.errors import ChainUnavailable
 from mornet.chain.models import (
     ChainDeployment,
     ChainOperation,
@@ -24,12 +25,16 @@ from mornet.chain.models import (
     OperationKind,
     OperationStatus,
 )
-from mornet.chain.schemas import MAX_TOKENS
+from mornet.chain.schemas import (
+    AddressEntry,
+    from_base_units,
+    to_base_units,
+)
 from mornet.chain.submitter import Submitter
 from mornet.db import utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
 
-UNIT = Decimal(10) ** DECIMALS
+__all__ = ["ChainUnavailable", "from_base_units", "to_base_units"]
 
 
 class ChainStateMismatch(MornetError):
@@ -54,33 +59,6 @@ class Move:
 
     def as_item(self) -> dict[str, Any]:
         return {"from": self.sender, "to": self.receiver, "amount": str(self.amount)}
-
-
-# Enough digits that no amount up to MAX_TOKENS with 18 places is ever rounded.
-_EXACT = Context(prec=120)
-
-
-def to_base_units(amount: Decimal) -> int:
-    """A positive token amount (at most 18 decimals, at most 10^30 tokens) as an integer of
-    base units. Never rounds: a 19th decimal is refused, not cut."""
-    if not amount.is_finite() or amount <= 0:
-        raise ValidationFailed("amount must be a positive number", code="invalid_amount")
-    if amount > MAX_TOKENS:
-        raise ValidationFailed("amount is above the limit of 10^30 tokens", code="invalid_amount")
-    scaled = _EXACT.multiply(amount, UNIT)
-    if scaled != scaled.to_integral_value():
-        raise ValidationFailed(
-            f"amount has more than {DECIMALS} decimal places", code="invalid_amount"
-        )
-    return int(scaled)
-
-
-def from_base_units(value: int) -> Decimal:
-    """Base units as tokens, in plain notation (`100`, never `1E+2`)."""
-    tokens = _EXACT.divide(Decimal(value), UNIT)
-    if tokens == tokens.to_integral_value():
-        return tokens.quantize(Decimal(1), context=_EXACT)
-    return tokens.normalize(_EXACT)
 
 
 def batch_id_for(idempotency_key: str) -> str:
@@ -252,3 +230,64 @@ class ChainHandle:
 
 async def operation_for_key(session: AsyncSession, idempotency_key: str) -> ChainOperation | None:
     return await repository.operation_by_key(session, idempotency_key)
+
+
+async def request(
+    session: AsyncSession,
+    handle: ChainHandle | None,
+    *,
+    token: str,
+    kind: OperationKind,
+    moves: Sequence[Move],
+    idempotency_key: str,
+    requested_by: uuid.UUID | None = None,
+) -> tuple[ChainOperation, bool]:
+    """The one way other contexts move tokens: record the operation (once per idempotency
+    key) in the caller's transaction, and wake the submitter once that transaction commits —
+    never before, or it could look for the operation and not find it."""
+    if handle is None:
+        raise ChainUnavailable()
+    operation, created = await enqueue(
+        session,
+        chain_id=handle.chain_id,
+        signer=handle.signer,
+        token=token,
+        kind=kind,
+        moves=moves,
+        idempotency_key=idempotency_key,
+        requested_by=requested_by,
+    )
+    if created:
+        wake = handle.submitter.wake
+        event.listen(session.sync_session, "after_commit", lambda _: wake.set(), once=True)
+    return operation, created
+
+
+def _entries(operation: ChainOperation, address: str) -> list[AddressEntry]:
+    entries = []
+    for item in operation.items:
+        if address not in (item["from"], item["to"]):
+            continue
+        outgoing = item["from"] == address
+        entries.append(
+            AddressEntry(
+                operation_id=operation.id,
+                kind=str(operation.kind),
+                token=operation.token,
+                direction="out" if outgoing else "in",
+                amount=from_base_units(int(item["amount"])),
+                counterparty=item["to"] if outgoing else item["from"],
+                status=str(operation.status),
+                tx_hash=operation.tx_hash,
+                created_at=operation.created_at,
+            )
+        )
+    return entries
+
+
+async def entries_of(
+    session: AsyncSession, address: str, *, limit: int = 100
+) -> list[AddressEntry]:
+    """What moved in or out of `address`, newest operation first."""
+    operations = await repository.operations_of_address(session, address, limit=limit)
+    return [entry for operation in operations for entry in _entries(operation, address)]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from mornet.dependencies import AdminUser, CurrentUser, RuntimeDep, SessionDep
+from mornet.dependencies import SessionDep, SettingsDep
 from mornet.households import service
 from mornet.households.schemas import (
     AdminHouseholdOut,
@@ -20,6 +20,7 @@ from mornet.households.schemas import (
     HouseholdOut,
     HouseholdUpdate,
 )
+from mornet.identity.auth import AdminUser, CurrentUser
 
 router = APIRouter(tags=["households"])
 
@@ -81,7 +82,7 @@ async def register_agent(
     household_id: uuid.UUID,
     user: CurrentUser,
     session: SessionDep,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
     body: AgentCreate | None = None,
 ) -> AgentProvisioned:
     provisioned = await service.register_agent(
@@ -89,7 +90,7 @@ async def register_agent(
         actor=user,
         household_id=household_id,
         name=(body or AgentCreate()).name,
-        mqtt_url=runtime.settings.resolved_public_mqtt_url(),
+        mqtt_url=settings.resolved_public_mqtt_url(),
     )
     return AgentProvisioned(
         agent_id=provisioned.agent.id,

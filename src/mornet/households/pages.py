@@ -3,39 +3,40 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from markupsafe import Markup
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.access import Actor
+from mornet.dependencies import SessionDep, SettingsDep
 from mornet.households import service
 from mornet.households.schemas import AgentCreate, HouseholdCreate, HouseholdUpdate
-from mornet.identity.models import User
-from mornet.resources import Resource
+from mornet.identity.auth import PageAdmin, PageUser
 from mornet.tariffs import service as tariffs
-from mornet.telemetry import service as telemetry
-from mornet.telemetry.pages import today_chart
-from mornet.telemetry.schemas import MeterReadingIn
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
-    PageAdmin,
-    PageUser,
     failure,
-    form_decimal,
     redirect,
     render,
 )
 
 router = APIRouter(include_in_schema=False)
 
+HouseholdPanel = Callable[[Request, AsyncSession, Actor, uuid.UUID], Awaitable[Markup]]
+"""A section another context adds to the household page (telemetry's "Today"); the app
+registers them in `app.state.household_panels`, so households imports none of their pages."""
+
 
 async def _list_page(
     request: Request,
     session: SessionDep,
-    user: User,
+    user: Actor,
     *,
     form: dict[str, str] | None = None,
     error: str | None = None,
@@ -83,7 +84,7 @@ async def create_household(
 async def _detail_page(
     request: Request,
     session: SessionDep,
-    user: User,
+    user: Actor,
     household_id: uuid.UUID,
     *,
     provisioned: service.ProvisionedAgent | None = None,
@@ -94,7 +95,7 @@ async def _detail_page(
     detail = await service.household_detail(session, actor=user, household_id=household_id)
     region = await tariffs.get_region(session, detail.household.region_code)
     _, prices = await tariffs.tariffs_in_force(session, region.code)
-    today = await telemetry.today(session, actor=user, household_id=household_id)
+    panels: list[HouseholdPanel] = getattr(request.app.state, "household_panels", [])
     return render(
         request,
         "households/detail.html",
@@ -106,8 +107,7 @@ async def _detail_page(
             "provisioned": provisioned,
             "error": error,
             "saved": saved,
-            "today": today,
-            "chart": today_chart(today),
+            "panels": [await panel(request, session, user, household_id) for panel in panels],
         },
         user=user,
         status_code=status_code,
@@ -144,9 +144,6 @@ async def update_household(
     except FormFailure as exc:
         if isinstance(exc, service.HouseholdNotFound):
             raise
-        # Undo the half-applied edit before showing the page again.
-        await session.rollback()
-        await session.refresh(user)
         message, status = failure(exc)
         return await _detail_page(
             request, session, user, household_id, error=message, status_code=status
@@ -160,7 +157,7 @@ async def register_agent(
     household_id: uuid.UUID,
     user: PageUser,
     session: SessionDep,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
     name: Annotated[str, Form()] = "edge agent",
 ) -> Response:
     try:
@@ -175,7 +172,7 @@ async def register_agent(
         actor=user,
         household_id=household_id,
         name=body.name,
-        mqtt_url=runtime.settings.resolved_public_mqtt_url(),
+        mqtt_url=settings.resolved_public_mqtt_url(),
     )
     # Rendered, not redirected: the secret exists only in this response.
     return await _detail_page(request, session, user, household_id, provisioned=provisioned)
@@ -186,36 +183,6 @@ async def revoke_agent(
     household_id: uuid.UUID, agent_id: uuid.UUID, user: PageUser, session: SessionDep
 ) -> Response:
     await service.revoke_agent(session, actor=user, household_id=household_id, agent_id=agent_id)
-    return redirect(f"/households/{household_id}")
-
-
-@router.post("/households/{household_id}/meter-readings", dependencies=[CsrfChecked])
-async def meter_reading(
-    request: Request,
-    household_id: uuid.UUID,
-    user: PageUser,
-    session: SessionDep,
-    resource: Annotated[str, Form()] = "",
-    value: Annotated[str, Form()] = "",
-) -> Response:
-    """A heat or water meter index typed in by the household."""
-    try:
-        body = MeterReadingIn(resource=resource, value=form_decimal("value", value))
-        await telemetry.record_meter_reading(
-            session,
-            actor=user,
-            household_id=household_id,
-            resource=Resource(body.resource),
-            value=body.value,
-            ts=None,
-        )
-    except FormFailure as exc:
-        if isinstance(exc, service.HouseholdNotFound):
-            raise
-        message, status = failure(exc)
-        return await _detail_page(
-            request, session, user, household_id, error=message, status_code=status
-        )
     return redirect(f"/households/{household_id}")
 
 

@@ -160,12 +160,14 @@ async def update_household(
     region_code: str | None = None,
 ) -> HouseholdDetail:
     household = await get_household(session, actor=actor, household_id=household_id)
+    # Everything is validated before anything changes: a refused edit leaves no half-change.
+    region = await _ensure_region(session, region_code) if region_code is not None else None
     if name is not None:
         household.name = name
     if address is not None:
         household.address = address
-    if region_code is not None:
-        household.region_code = await _ensure_region(session, region_code)
+    if region is not None:
+        household.region_code = region
     await session.flush()
     return HouseholdDetail(household, await repository.agents_of(session, [household.id]))
 

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel
 
-from mornet.accounts import register_account, set_account_blocked
-from mornet.dependencies import AdminUser, CurrentUser, RuntimeDep, SessionDep
+from mornet.dependencies import SessionDep
 from mornet.identity import service
+from mornet.identity.auth import AdminUser, CurrentUser, IdentityDep, login_attempt
 from mornet.identity.models import User
 from mornet.identity.schemas import (
     LoginRequest,
     ProfileUpdate,
-    RegisterRequest,
     TokenResponse,
     UserOut,
 )
-from mornet.identity.throttle import Attempt, client_of
 
 router = APIRouter(tags=["identity"])
 
@@ -33,34 +30,16 @@ def _user_out(user: User) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
-async def register(
-    body: RegisterRequest, request: Request, session: SessionDep, runtime: RuntimeDep
-) -> UserOut:
-    user = await register_account(
-        session,
-        runtime.cipher,
-        email=body.email,
-        password=body.password,
-        full_name=body.full_name,
-        attempt=Attempt(runtime.registration_throttle, client_of(request)),
-    )
-    return _user_out(user)
-
-
 @router.post("/auth/login")
 async def login(
-    body: LoginRequest, request: Request, session: SessionDep, runtime: RuntimeDep
+    body: LoginRequest, request: Request, session: SessionDep, host: IdentityDep
 ) -> TokenResponse:
     user = await service.authenticate(
-        session,
-        email=body.email,
-        password=body.password,
-        attempt=Attempt(runtime.login_throttle, client_of(request)),
+        session, email=body.email, password=body.password, attempt=login_attempt(request)
     )
     return TokenResponse(
-        access_token=service.issue_access_token(user, runtime.tokens),
-        expires_in=int(runtime.tokens.ttl.total_seconds()),
+        access_token=service.issue_access_token(user, host.tokens),
+        expires_in=int(host.tokens.ttl.total_seconds()),
     )
 
 
@@ -97,15 +76,3 @@ async def list_users(
 ) -> UserPage:
     users, total = await service.list_users(session, search=search, offset=offset, limit=limit)
     return UserPage(items=[_user_out(u) for u in users], total=total)
-
-
-@router.post("/admin/users/{user_id}/block")
-async def block_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
-    return _user_out(await set_account_blocked(session, actor=admin, user_id=user_id, blocked=True))
-
-
-@router.post("/admin/users/{user_id}/unblock")
-async def unblock_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
-    return _user_out(
-        await set_account_blocked(session, actor=admin, user_id=user_id, blocked=False)
-    )

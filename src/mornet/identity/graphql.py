@@ -7,12 +7,9 @@ from datetime import datetime
 
 import strawberry
 
-from mornet.accounts import register_account, set_account_blocked
-from mornet.graphql import Info, validated
+from mornet.graphql import Info
 from mornet.identity import service
-from mornet.identity.models import User
-from mornet.identity.schemas import RegisterRequest
-from mornet.identity.throttle import Attempt, client_of
+from mornet.identity.service import User
 
 
 @strawberry.type(name="User")
@@ -56,39 +53,3 @@ class IdentityQuery:
             limit=min(max(limit, 1), 200),
         )
         return [UserType.of(u) for u in users]
-
-
-@strawberry.type
-class IdentityMutation:
-    @strawberry.mutation(description="Create an account (email, password of 8+ characters).")
-    async def register(self, info: Info, email: str, password: str, full_name: str) -> UserType:
-        body = validated(RegisterRequest, email=email, password=password, full_name=full_name)
-        user = await register_account(
-            info.context.session,
-            info.context.runtime.cipher,
-            email=body.email,
-            password=body.password,
-            full_name=body.full_name,
-            attempt=Attempt(
-                info.context.runtime.registration_throttle, client_of(info.context.request)
-            ),
-        )
-        return UserType.of(user)
-
-    @strawberry.mutation(description="Admin: block a user; their tokens stop working at once.")
-    async def block_user(self, info: Info, user_id: uuid.UUID) -> UserType:
-        admin = await info.context.admin()
-        return UserType.of(
-            await set_account_blocked(
-                info.context.session, actor=admin, user_id=user_id, blocked=True
-            )
-        )
-
-    @strawberry.mutation(description="Admin: unblock a user.")
-    async def unblock_user(self, info: Info, user_id: uuid.UUID) -> UserType:
-        admin = await info.context.admin()
-        return UserType.of(
-            await set_account_blocked(
-                info.context.session, actor=admin, user_id=user_id, blocked=False
-            )
-        )

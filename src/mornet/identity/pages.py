@@ -1,72 +1,42 @@
-"""Pages of the identity context: register, log in/out, profile, and the admin user list."""
+"""Pages of the identity context: home, log in/out, profile, and the admin user list
+(registration and blocking are accounts' pages)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from mornet.accounts import register_account, set_account_blocked
-from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.dependencies import SessionDep
 from mornet.errors import MornetError
 from mornet.identity import service
-from mornet.identity.schemas import ProfileUpdate, RegisterRequest
-from mornet.identity.throttle import Attempt, client_of
-from mornet.web.pages import (
-    CsrfChecked,
-    FormFailure,
+from mornet.identity.auth import (
     OptionalPageUser,
     PageAdmin,
     PageUser,
+    login_attempt,
+    start_page_session,
+)
+from mornet.identity.schemas import ProfileUpdate
+from mornet.web.pages import (
+    CsrfChecked,
+    FormFailure,
     end_session,
     failure,
-    is_htmx,
     redirect,
     render,
     safe_next,
-    start_session,
 )
 
-router = APIRouter(include_in_schema=False, dependencies=[])
+router = APIRouter(include_in_schema=False)
 
 
-@router.get("/register")
-async def register_form(request: Request, user: OptionalPageUser) -> Response:
+@router.get("/")
+async def home(request: Request, user: OptionalPageUser) -> Response:
     if user is not None:
         return redirect("/households")
-    return render(request, "identity/register.html", {"form": {}})
-
-
-@router.post("/register", dependencies=[CsrfChecked])
-async def register(
-    request: Request,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    email: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    full_name: Annotated[str, Form()] = "",
-) -> Response:
-    form = {"email": email, "full_name": full_name}
-    try:
-        body = RegisterRequest(email=email, password=password, full_name=full_name)
-        user = await register_account(
-            session,
-            runtime.cipher,
-            email=body.email,
-            password=body.password,
-            full_name=body.full_name,
-            attempt=Attempt(runtime.registration_throttle, client_of(request)),
-        )
-    except FormFailure as exc:
-        message, status = failure(exc)
-        return render(
-            request, "identity/register.html", {"form": form, "error": message}, status_code=status
-        )
-    response = redirect("/households")
-    start_session(response, request, service.issue_access_token(user, runtime.tokens))
-    return response
+    return render(request, "home.html")
 
 
 @router.get("/login")
@@ -80,7 +50,6 @@ async def login_form(request: Request, user: OptionalPageUser, next: str | None 
 async def login(
     request: Request,
     session: SessionDep,
-    runtime: RuntimeDep,
     email: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "",
@@ -90,7 +59,7 @@ async def login(
             session,
             email=email,
             password=password,
-            attempt=Attempt(runtime.login_throttle, client_of(request)),
+            attempt=login_attempt(request),
         )
     except MornetError as exc:
         response = render(
@@ -102,7 +71,7 @@ async def login(
         end_session(response)
         return response
     signed_in = redirect(safe_next(next))
-    start_session(signed_in, request, service.issue_access_token(user, runtime.tokens))
+    start_page_session(signed_in, request, user)
     return signed_in
 
 
@@ -126,7 +95,6 @@ async def update_profile(
     request: Request,
     user: PageUser,
     session: SessionDep,
-    runtime: RuntimeDep,
     full_name: Annotated[str, Form()] = "",
     current_password: Annotated[str, Form()] = "",
     new_password: Annotated[str, Form()] = "",
@@ -152,7 +120,7 @@ async def update_profile(
     response = render(request, "identity/profile.html", {"saved": True}, user=user)
     if body.new_password:
         # The password change revoked the old token; keep this browser signed in.
-        start_session(response, request, service.issue_access_token(user, runtime.tokens))
+        start_page_session(response, request, user)
     return response
 
 
@@ -172,17 +140,3 @@ async def admin_users(
         {"users": users, "total": total, "search": search or ""},
         user=admin,
     )
-
-
-@router.post("/admin/users/{user_id}/{action}", dependencies=[CsrfChecked])
-async def admin_set_blocked(
-    request: Request, user_id: uuid.UUID, action: str, admin: PageAdmin, session: SessionDep
-) -> Response:
-    if action not in ("block", "unblock"):
-        raise MornetError("unknown action", code="not_found", status=404)
-    target = await set_account_blocked(
-        session, actor=admin, user_id=user_id, blocked=action == "block"
-    )
-    if is_htmx(request):
-        return render(request, "identity/_user_row.html", {"u": target}, user=admin)
-    return redirect("/admin/users")

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
-from mornet.identity.models import Role, UserStatus
+from mornet.identity.models import Role as Role
+from mornet.identity.models import UserStatus
 
 MIN_PASSWORD_LENGTH = 8
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)]

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from mornet.identity import repository
-from mornet.identity.models import Role, User, UserStatus
+from mornet.identity.models import Role, UserStatus
+from mornet.identity.models import User as User  # the caller type other contexts receive
 from mornet.identity.security import (
     decode_access_token,
     encode_access_token,
@@ -25,6 +26,8 @@ from mornet.identity.throttle import Attempt
 
 class UserBlocked(Forbidden):
     code = "user_blocked"
+    page_title = "Account blocked"
+    ends_session = True
 
     def __init__(self) -> None:
         super().__init__("this account is blocked; contact the operator")

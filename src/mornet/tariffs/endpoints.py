@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from mornet.dependencies import AdminUser, SessionDep
+from mornet.dependencies import SessionDep
+from mornet.identity.auth import AdminUser
 from mornet.resources import Resource
 from mornet.tariffs import service
 from mornet.tariffs.schemas import (

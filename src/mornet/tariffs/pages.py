@@ -9,16 +9,15 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from mornet.access import Actor
 from mornet.dependencies import SessionDep
 from mornet.errors import ValidationFailed
-from mornet.identity.models import User
+from mornet.identity.auth import OptionalPageUser, PageAdmin
 from mornet.tariffs import service
 from mornet.tariffs.schemas import TariffCreate
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
-    OptionalPageUser,
-    PageAdmin,
     failure,
     form_decimal,
     redirect,
@@ -44,7 +43,7 @@ async def tariffs(request: Request, user: OptionalPageUser, session: SessionDep)
 async def _admin_page(
     request: Request,
     session: SessionDep,
-    admin: User,
+    admin: Actor,
     *,
     region: str | None,
     form: dict[str, str] | None = None,

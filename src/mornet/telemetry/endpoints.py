@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from mornet.dependencies import AdminUser, CurrentUser, SessionDep
+from mornet.dependencies import SessionDep
+from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.resources import Resource
 from mornet.telemetry import service
 from mornet.telemetry.schemas import (

@@ -3,16 +3,32 @@ works on any phone) and the operators' dead-letter list."""
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from markupsafe import Markup, escape
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.access import Actor
 from mornet.dependencies import SessionDep
+from mornet.errors import NotFound
+from mornet.identity.auth import PageAdmin, PageUser
 from mornet.resources import Resource
 from mornet.telemetry import service
-from mornet.web.pages import PageAdmin, render
+from mornet.telemetry.schemas import MeterReadingIn
+from mornet.web.pages import (
+    CsrfChecked,
+    FormFailure,
+    csrf_token,
+    failure,
+    form_decimal,
+    redirect,
+    render,
+    templates,
+)
 
 router = APIRouter(include_in_schema=False)
 WIDTH, HEIGHT, PAD = 720, 180, 24
@@ -49,3 +65,55 @@ def today_chart(today: service.Today) -> Markup:
 async def admin_dead_letters(request: Request, admin: PageAdmin, session: SessionDep) -> Response:
     letters = await service.dead_letters(session, limit=200)
     return render(request, "telemetry/dead_letters.html", {"letters": letters}, user=admin)
+
+
+async def today_panel(
+    request: Request, session: AsyncSession, user: Actor, household_id: uuid.UUID
+) -> Markup:
+    """The household page's "Today": power now, today's totals and chart, the meter form."""
+    today = await service.today(session, actor=user, household_id=household_id)
+    html = templates.get_template("telemetry/_today.html").render(
+        today=today,
+        chart=today_chart(today),
+        household_id=household_id,
+        csrf_token=csrf_token(request),
+    )
+    return Markup(html)  # noqa: S704  # rendered by the autoescaping template environment
+
+
+@router.post("/households/{household_id}/meter-readings", dependencies=[CsrfChecked])
+async def meter_reading(
+    request: Request,
+    household_id: uuid.UUID,
+    user: PageUser,
+    session: SessionDep,
+    resource: Annotated[str, Form()] = "",
+    value: Annotated[str, Form()] = "",
+) -> Response:
+    """A heat or water meter index typed in by the household."""
+    try:
+        body = MeterReadingIn(resource=resource, value=form_decimal("value", value))
+        await service.record_meter_reading(
+            session,
+            actor=user,
+            household_id=household_id,
+            resource=Resource(body.resource),
+            value=body.value,
+            ts=None,
+        )
+    except FormFailure as exc:
+        if isinstance(exc, NotFound):
+            raise  # someone else's (or no) household: the 404 page, as everywhere
+        message, status = failure(exc)
+        return render(
+            request,
+            "telemetry/meter_reading.html",
+            {
+                "error": message,
+                "household_id": household_id,
+                "form": {"resource": resource, "value": value},
+            },
+            user=user,
+            status_code=status,
+        )
+    return redirect(f"/households/{household_id}")

@@ -1,5 +1,4 @@
-"""Starting the telemetry roles inside a process: bus consumer, broker, gateway, and the
-simulated households of `mornet up --simulate N`."""
+"""Starting the telemetry roles inside a process: bus consumer, broker, gateway."""
 
 from __future__ import annotations
 
@@ -11,16 +10,12 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mornet.agent.config import AgentConfig
-from mornet.agent.runner import Agent
 from mornet.bus import READINGS, Bus, InProcessBus, RabbitBus
 from mornet.config import Settings
-from mornet.db import unit_of_work
 from mornet.households import service as households
 from mornet.telemetry.broker import EmbeddedBroker
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.mqtt import Subscriber
-from mornet.wallets.crypto import WalletCipher
 from mornet.wire.broker import BrokerAddress
 from mornet.wire.telemetry import TOPIC_PREFIX, TOPIC_SUFFIX
 
@@ -36,7 +31,6 @@ class Telemetry:
     consumer: ReadingsConsumer
     subscriber: Subscriber | None = None
     broker: EmbeddedBroker | None = None
-    simulated: list[Agent] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -105,76 +99,3 @@ async def start_telemetry(
     )
     await telemetry.subscriber.start()
     return telemetry
-
-
-async def simulate_households(
-    telemetry: Telemetry,
-    settings: Settings,
-    sessions: async_sessionmaker[AsyncSession],
-    cipher: WalletCipher,
-    *,
-    count: int,
-    interval_s: float = 10,
-) -> list[uuid.UUID]:
-    """N demo households (user sim-<i>@mornet.local, password `simulated`), each with a fresh
-    agent of three simulated plugs, run inside this process against the embedded broker."""
-    from mornet.accounts import register_account
-    from mornet.identity import service as identity
-
-    mqtt_url = (
-        f"mqtt://{settings.mqtt_host}:{settings.mqtt_port}"
-        if settings.mqtt_url is None
-        else settings.mqtt_url
-    )
-    household_ids = []
-    for index in range(1, count + 1):
-        email = f"sim-{index}@mornet.local"
-        async with unit_of_work(sessions) as session:
-            user = await identity.user_by_email(session, email) or await register_account(
-                session,
-                cipher,
-                email=email,
-                password="simulated",
-                full_name=f"Simulated household {index}",
-            )
-            homes = await households.list_own_households(session, owner=user)
-            home = (
-                homes[0].household
-                if homes
-                else await households.create_household(
-                    session,
-                    owner=user,
-                    name=f"Simulated home {index}",
-                    address=f"Demo street {index}",
-                    region_code="RU-MOW",
-                )
-            )
-            for detail in homes:
-                for old in detail.agents:
-                    if old.is_active:
-                        await households.revoke_agent(
-                            session, actor=user, household_id=home.id, agent_id=old.id
-                        )
-            provisioned = await households.register_agent(
-                session, actor=user, household_id=home.id, name="simulator", mqtt_url=mqtt_url
-            )
-        config = AgentConfig(
-            household_id=home.id,
-            agent_id=provisioned.agent.id,
-            agent_secret=provisioned.secret,
-            mqtt_url=mqtt_url,
-            interval_s=interval_s,
-            buffer_path=settings.data_dir / "simulated" / f"agent-{index}.db",
-            devices=[
-                {"id": f"plug-{k}", "kind": "simulated", "seed": index * 10 + k}
-                for k in range(1, 4)
-            ],
-        )
-        agent = Agent(config)
-        telemetry.simulated.append(agent)
-        telemetry._tasks.append(
-            asyncio.create_task(agent.run(telemetry._stop), name=f"sim-{index}")
-        )
-        household_ids.append(home.id)
-    log.info("telemetry.simulating", households=count, interval_s=interval_s)
-    return household_ids

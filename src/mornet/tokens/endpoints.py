@@ -1,4 +1,4 @@
-"""REST routes of the token engine and the chain."""
+"""REST routes of the token engine: mint, burn, operations, platform parameters."""
 
 from __future__ import annotations
 
@@ -7,31 +7,14 @@ import uuid
 from fastapi import APIRouter, status
 
 from mornet.chain import service as chain
-from mornet.chain.models import OperationKind
-from mornet.dependencies import AdminUser, RuntimeDep, SessionDep
+from mornet.chain.dependencies import ChainDep
+from mornet.chain.schemas import OperationKind, OperationOut
+from mornet.dependencies import SessionDep
+from mornet.identity.auth import AdminUser
 from mornet.tokens import service
-from mornet.tokens.schemas import (
-    ChainOut,
-    OperationOut,
-    ParameterOut,
-    ParameterUpdate,
-    TokenMoveRequest,
-)
-from mornet.wallets.service import ChainUnavailable
+from mornet.tokens.schemas import ParameterOut, ParameterUpdate, TokenMoveRequest
 
 router = APIRouter(tags=["tokens"])
-
-
-@router.get("/chain")
-async def chain_info(runtime: RuntimeDep) -> ChainOut:
-    if runtime.chain is None:
-        raise ChainUnavailable()
-    return ChainOut(
-        chain_id=runtime.chain.chain_id,
-        rpc_url=runtime.chain.client.public_rpc_url,
-        operator=runtime.chain.signer,
-        contracts=runtime.chain.contracts,
-    )
 
 
 async def _move(
@@ -39,11 +22,11 @@ async def _move(
     body: TokenMoveRequest,
     admin: AdminUser,
     session: SessionDep,
-    runtime: RuntimeDep,
+    handle: ChainDep,
 ) -> OperationOut:
     operation, _ = await service.move(
         session,
-        runtime.chain,
+        handle,
         kind=kind,
         token=body.token,
         account=body.account,
@@ -51,23 +34,23 @@ async def _move(
         idempotency_key=body.idempotency_key,
         actor_id=admin.id,
     )
-    return OperationOut.of(operation)
+    return operation
 
 
 @router.post("/token/mint", status_code=status.HTTP_202_ACCEPTED)
 async def mint(
-    body: TokenMoveRequest, admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+    body: TokenMoveRequest, admin: AdminUser, session: SessionDep, handle: ChainDep
 ) -> OperationOut:
     """Queue a mint; the same idempotency key answers with the same operation."""
-    return await _move(OperationKind.MINT, body, admin, session, runtime)
+    return await _move(OperationKind.MINT, body, admin, session, handle)
 
 
 @router.post("/token/burn", status_code=status.HTTP_202_ACCEPTED)
 async def burn(
-    body: TokenMoveRequest, admin: AdminUser, session: SessionDep, runtime: RuntimeDep
+    body: TokenMoveRequest, admin: AdminUser, session: SessionDep, handle: ChainDep
 ) -> OperationOut:
     """Queue a burn; the same idempotency key answers with the same operation."""
-    return await _move(OperationKind.BURN, body, admin, session, runtime)
+    return await _move(OperationKind.BURN, body, admin, session, handle)
 
 
 @router.get("/token/operations/{operation_id}")

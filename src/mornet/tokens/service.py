@@ -8,13 +8,12 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain import service as chain
-from mornet.chain.contracts import DECIMALS
-from mornet.chain.models import ChainOperation, OperationKind
+from mornet.chain.errors import ChainUnavailable
+from mornet.chain.schemas import DECIMALS, OperationKind, OperationOut
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.tokens.models import PlatformParameter
 from mornet.wallets import service as wallets
-from mornet.wallets.service import ChainUnavailable
 
 GCM_RATE = "gcm_rate"
 GCM_QUANTUM = Decimal(1).scaleb(-DECIMALS)
@@ -30,7 +29,7 @@ async def move(
     amount: Decimal,
     idempotency_key: str,
     actor_id: uuid.UUID | None,
-) -> tuple[ChainOperation, bool]:
+) -> tuple[OperationOut, bool]:
     """Mint to or burn from one account, exactly once per idempotency key."""
     if handle is None:
         raise ChainUnavailable()
@@ -43,19 +42,16 @@ async def move(
         if kind == OperationKind.MINT
         else chain.Move(amount=units, sender=address)
     )
-    operation, created = await chain.enqueue(
+    operation, created = await chain.request(
         session,
-        chain_id=handle.chain_id,
-        signer=handle.signer,
+        handle,
         token=token,
         kind=kind,
         moves=[single],
         idempotency_key=f"token:{idempotency_key}",
         requested_by=actor_id,
     )
-    if created:
-        handle.submitter.wake.set()
-    return operation, created
+    return OperationOut.of(operation), created
 
 
 async def get_parameter(session: AsyncSession, name: str) -> PlatformParameter:

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from mornet.dependencies import CurrentUser, RuntimeDep, SessionDep
-from mornet.tokens.schemas import OperationOut
+from mornet.chain.dependencies import ChainDep
+from mornet.chain.schemas import OperationOut
+from mornet.dependencies import SessionDep
+from mornet.identity.auth import CurrentUser
 from mornet.wallets import service
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest, WalletOut
 
@@ -15,9 +17,9 @@ router = APIRouter(tags=["wallets"])
 
 
 @router.get("/wallet")
-async def read_wallet(user: CurrentUser, session: SessionDep, runtime: RuntimeDep) -> WalletOut:
+async def read_wallet(user: CurrentUser, session: SessionDep, chain: ChainDep) -> WalletOut:
     wallet = await service.wallet_of(session, user.id)
-    return WalletOut(address=wallet.address, balances=await service.balances(runtime.chain, wallet))
+    return WalletOut(address=wallet.address, balances=await service.balances(chain, wallet))
 
 
 @router.get("/wallet/transactions")
@@ -33,15 +35,14 @@ async def wallet_transactions(
 
 @router.post("/wallet/transfers", status_code=status.HTTP_202_ACCEPTED)
 async def transfer(
-    body: TransferRequest, user: CurrentUser, session: SessionDep, runtime: RuntimeDep
+    body: TransferRequest, user: CurrentUser, session: SessionDep, chain: ChainDep
 ) -> OperationOut:
-    operation = await service.transfer(
+    return await service.transfer(
         session,
-        runtime.chain,
+        chain,
         user_id=user.id,
         token=body.token,
         to=body.to,
         amount=body.amount,
         idempotency_key=body.idempotency_key,
     )
-    return OperationOut.of(operation)

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
+from mornet.chain.dependencies import chain_of
 from mornet.graphql import Info, validated
 from mornet.wallets import service
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest
@@ -45,7 +46,7 @@ class WalletsQuery:
         user = await info.context.user()
         session = info.context.session
         wallet = await service.wallet_of(session, user.id)
-        balances = await service.balances(info.context.runtime.chain, wallet)
+        balances = await service.balances(chain_of(info.context.platform), wallet)
         entries = await service.history(session, wallet)
         return WalletType(
             address=wallet.address,
@@ -69,7 +70,7 @@ class WalletsMutation:
         )
         operation = await service.transfer(
             info.context.session,
-            info.context.runtime.chain,
+            chain_of(info.context.platform),
             user_id=user.id,
             token=body.token,
             to=body.to,

@@ -8,15 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from mornet.chain.contracts import TOKENS
-from mornet.dependencies import RuntimeDep, SessionDep
+from mornet.access import Actor
+from mornet.chain.dependencies import ChainDep
+from mornet.chain.schemas import TOKENS
+from mornet.chain.service import ChainHandle
+from mornet.dependencies import SessionDep
 from mornet.errors import MornetError
-from mornet.identity.models import User
+from mornet.identity.auth import PageUser
 from mornet.wallets import service
 from mornet.web.pages import (
     CsrfChecked,
     FormFailure,
-    PageUser,
     failure,
     form_decimal,
     redirect,
@@ -29,8 +31,8 @@ router = APIRouter(include_in_schema=False)
 async def _page(
     request: Request,
     session: SessionDep,
-    runtime: RuntimeDep,
-    user: User,
+    chain: ChainHandle | None,
+    user: Actor,
     *,
     form: dict[str, str] | None = None,
     error: str | None = None,
@@ -38,7 +40,7 @@ async def _page(
 ) -> Response:
     wallet = await service.wallet_of(session, user.id)
     try:
-        balances = await service.balances(runtime.chain, wallet)
+        balances = await service.balances(chain, wallet)
         chain_error = None
     except MornetError as exc:
         balances, chain_error = {}, exc.message
@@ -63,9 +65,9 @@ async def _page(
 
 @router.get("/wallet")
 async def wallet_page(
-    request: Request, user: PageUser, session: SessionDep, runtime: RuntimeDep
+    request: Request, user: PageUser, session: SessionDep, chain: ChainDep
 ) -> Response:
-    return await _page(request, session, runtime, user)
+    return await _page(request, session, chain, user)
 
 
 @router.post("/wallet/transfers", dependencies=[CsrfChecked])
@@ -73,7 +75,7 @@ async def send(
     request: Request,
     user: PageUser,
     session: SessionDep,
-    runtime: RuntimeDep,
+    chain: ChainDep,
     token: Annotated[str, Form()] = "",
     to: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "",
@@ -84,7 +86,7 @@ async def send(
         value = form_decimal("amount", amount)
         await service.transfer(
             session,
-            runtime.chain,
+            chain,
             user_id=user.id,
             token=token.strip().upper(),
             to=to,
@@ -95,6 +97,6 @@ async def send(
         # Nothing was queued: every check runs before the transfer is recorded.
         message, status = failure(exc)
         return await _page(
-            request, session, runtime, user, form=form, error=message, status_code=status
+            request, session, chain, user, form=form, error=message, status_code=status
         )
     return redirect("/wallet")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from eth_account import Account
@@ -13,22 +11,14 @@ from eth_utils.address import is_address, to_checksum_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain import service as chain
-from mornet.chain.contracts import TOKENS
-from mornet.chain.models import ChainOperation, OperationKind
+from mornet.chain.errors import ChainUnavailable
+from mornet.chain.schemas import TOKENS, AddressEntry, OperationKind, OperationOut
+from mornet.crypto import WalletCipher
 from mornet.db import utcnow
-from mornet.errors import MornetError, NotFound, ValidationFailed
+from mornet.errors import NotFound, ValidationFailed
 from mornet.identity import service as identity
 from mornet.wallets import repository
-from mornet.wallets.crypto import WalletCipher
 from mornet.wallets.models import Wallet
-
-
-class ChainUnavailable(MornetError):
-    status = 503
-    code = "chain_unavailable"
-
-    def __init__(self) -> None:
-        super().__init__("the chain is not connected; try again shortly")
 
 
 class InsufficientBalance(ValidationFailed):
@@ -115,45 +105,8 @@ async def resolve_address(session: AsyncSession, account: str) -> str:
     return (await wallet_of(session, user_id)).address
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    operation_id: uuid.UUID
-    kind: str
-    token: str
-    direction: str
-    """in or out, from the wallet's point of view."""
-    amount: Decimal
-    counterparty: str | None
-    status: str
-    tx_hash: str | None
-    created_at: datetime
-
-
-def _entries(operation: ChainOperation, address: str) -> list[HistoryEntry]:
-    entries = []
-    for item in operation.items:
-        if address not in (item["from"], item["to"]):
-            continue
-        outgoing = item["from"] == address
-        entries.append(
-            HistoryEntry(
-                operation_id=operation.id,
-                kind=str(operation.kind),
-                token=operation.token,
-                direction="out" if outgoing else "in",
-                amount=chain.from_base_units(int(item["amount"])),
-                counterparty=item["to"] if outgoing else item["from"],
-                status=str(operation.status),
-                tx_hash=operation.tx_hash,
-                created_at=operation.created_at,
-            )
-        )
-    return entries
-
-
-async def history(session: AsyncSession, wallet: Wallet, *, limit: int = 100) -> list[HistoryEntry]:
-    operations = await chain.operations_of(session, wallet.address, limit=limit)
-    return [entry for op in operations for entry in _entries(op, wallet.address)]
+async def history(session: AsyncSession, wallet: Wallet, *, limit: int = 100) -> list[AddressEntry]:
+    return await chain.entries_of(session, wallet.address, limit=limit)
 
 
 async def transfer(
@@ -165,7 +118,7 @@ async def transfer(
     to: str,
     amount: Decimal,
     idempotency_key: str,
-) -> ChainOperation:
+) -> OperationOut:
     """Queue a relayed transfer after checking the balance left once pending moves are
     reserved. Nothing is queued when the balance is short."""
     live = _require(handle)
@@ -193,16 +146,13 @@ async def transfer(
     if receiver == wallet.address:
         raise ValidationFailed("a transfer to your own wallet moves nothing", code="self_transfer")
     move = chain.Move(amount=units, sender=wallet.address, receiver=receiver)
-    operation, created = await chain.enqueue(
+    operation, _ = await chain.request(
         session,
-        chain_id=live.chain_id,
-        signer=live.signer,
+        live,
         token=token,
         kind=OperationKind.TRANSFER,
         moves=[move],
         idempotency_key=scoped_key,
         requested_by=user_id,
     )
-    if created:
-        live.submitter.wake.set()
-    return operation
+    return OperationOut.of(operation)

@@ -13,20 +13,18 @@ import secrets
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from mornet.dependencies import RuntimeDep, SessionDep
-from mornet.errors import MornetError, Unauthorized, ValidationFailed, describe
-from mornet.identity import service as identity
-from mornet.identity.models import User
+from mornet.dependencies import get_platform
+from mornet.errors import MornetError, ValidationFailed, describe
 
 WEB_DIR = Path(__file__).parent
 SESSION_COOKIE = "mornet_session"
@@ -103,13 +101,12 @@ CsrfChecked = Depends(verify_csrf)
 def _set_csrf_cookie(request: Request, response: Response) -> None:
     token = getattr(request.state, "csrf_token", None)
     if token and request.cookies.get(CSRF_COOKIE) != token:
-        runtime = request.app.state.runtime
         response.set_cookie(
             CSRF_COOKIE,
             token,
             httponly=True,
             samesite="lax",
-            secure=runtime.settings.cookie_secure,
+            secure=get_platform(request).settings.cookie_secure,
             path="/",
         )
 
@@ -119,9 +116,10 @@ def render(
     template: str,
     context: dict[str, Any] | None = None,
     *,
-    user: User | None = None,
+    user: object | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    """`user` is the signed-in viewer the layout greets (identity's page dependencies give it)."""
     token = csrf_token(request)
     response = templates.TemplateResponse(
         request,
@@ -137,56 +135,20 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def start_session(response: Response, request: Request, access_token: str) -> None:
-    runtime = request.app.state.runtime
+def start_session(response: Response, request: Request, access_token: str, *, max_age: int) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         access_token,
-        max_age=int(runtime.tokens.ttl.total_seconds()),
+        max_age=max_age,
         httponly=True,
         samesite="lax",
-        secure=runtime.settings.cookie_secure,
+        secure=get_platform(request).settings.cookie_secure,
         path="/",
     )
 
 
 def end_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
-
-
-async def optional_page_user(
-    request: Request, session: SessionDep, runtime: RuntimeDep
-) -> User | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        return await identity.user_for_token(session, token, runtime.tokens)
-    except identity.UserBlocked:
-        raise
-    except Unauthorized:
-        return None
-
-
-OptionalPageUser = Annotated[User | None, Depends(optional_page_user)]
-
-
-async def page_user(user: OptionalPageUser) -> User:
-    if user is None:
-        raise LoginRequired()
-    return user
-
-
-PageUser = Annotated[User, Depends(page_user)]
-
-
-async def page_admin(user: PageUser) -> User:
-    if not user.is_admin:
-        raise PageForbidden("This page is for operators (admin role).")
-    return user
-
-
-PageAdmin = Annotated[User, Depends(page_admin)]
 
 
 def safe_next(target: str | None) -> str:
@@ -198,21 +160,15 @@ def safe_next(target: str | None) -> str:
 
 def render_error_page(request: Request, error: MornetError) -> Response:
     """HTML rendering of a domain error raised on a page (the API renders JSON)."""
-    if isinstance(error, identity.UserBlocked):
-        response = render(
-            request,
-            "error.html",
-            {"title": "Account blocked", "message": error.message},
-            status_code=403,
-        )
-        end_session(response)
-        return response
-    return render(
+    response = render(
         request,
         "error.html",
-        {"title": "Something is wrong", "message": error.message},
+        {"title": error.page_title, "message": error.message},
         status_code=error.status,
     )
+    if error.ends_session:
+        end_session(response)
+    return response
 
 
 def install_page_handlers(app: FastAPI) -> None:
@@ -231,13 +187,3 @@ def install_page_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, on_login_required)
     app.add_exception_handler(PageForbidden, on_forbidden)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
-
-
-router = APIRouter(include_in_schema=False)
-
-
-@router.get("/")
-async def home(request: Request, user: OptionalPageUser) -> Response:
-    if user is not None:
-        return redirect("/households")
-    return render(request, "home.html")

@@ -8,11 +8,11 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain import service as chain
+from mornet.crypto import WalletCipher
 from mornet.identity import service as identity
-from mornet.identity.models import Role, User
+from mornet.identity.schemas import Role
 from mornet.identity.throttle import Attempt
 from mornet.wallets import service as wallets
-from mornet.wallets.crypto import WalletCipher
 
 
 async def register_account(
@@ -24,7 +24,7 @@ async def register_account(
     full_name: str,
     role: Role = Role.USER,
     attempt: Attempt | None = None,
-) -> User:
+) -> identity.User:
     user = await identity.register(
         session, email=email, password=password, full_name=full_name, role=role, attempt=attempt
     )
@@ -34,15 +34,15 @@ async def register_account(
 
 async def ensure_admin_account(
     session: AsyncSession, cipher: WalletCipher, *, email: str, password: str, full_name: str
-) -> User:
+) -> identity.User:
     user = await identity.ensure_admin(session, email=email, password=password, full_name=full_name)
     await wallets.open_wallet(session, user_id=user.id, cipher=cipher)
     return user
 
 
 async def set_account_blocked(
-    session: AsyncSession, *, actor: User, user_id: uuid.UUID, blocked: bool
-) -> User:
+    session: AsyncSession, *, actor: identity.User, user_id: uuid.UUID, blocked: bool
+) -> identity.User:
     """Block or unblock a user. Blocking also cancels the transfers they queued and that no
     transaction carries yet, so nothing of theirs leaves after the block."""
     user = await identity.set_blocked(session, actor=actor, user_id=user_id, blocked=blocked)
