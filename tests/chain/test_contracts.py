@@ -147,7 +147,9 @@ async def test_ownership_handover_moves_the_minter_role(token: Token) -> None:
     with pytest.raises(ContractLogicError, match="access is denied"):
         await token.send(operator, "mint_batch", batch(1), [operator.address], [UNIT])
     await token.send(treasury, "set_minter", operator.address, True)
+    before = await functions.balanceOf(operator.address).call()
     await token.send(operator, "mint_batch", batch(2), [operator.address], [UNIT])
+    assert await functions.balanceOf(operator.address).call() == before + UNIT
 
 
 async def test_batches_are_bounded_and_consistent(token: Token) -> None:

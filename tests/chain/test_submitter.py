@@ -295,3 +295,59 @@ async def test_the_rpc_url_is_never_logged_with_its_credentials(
         assert "s3cret-token" not in repr(logs)
     finally:
         await runtime.close()
+
+
+async def test_a_requested_move_wakes_the_submitter_only_once_committed(
+    runtime: Runtime, chain: ChainHandle
+) -> None:
+    """Woken before the commit, the submitter could look for the operation, not find it, and
+    sleep on it; a rolled-back request must not wake it at all."""
+    receiver = Account.create().address
+    move = chain_service.Move(amount=10**18, receiver=receiver)
+    chain.submitter.wake.clear()
+    async with runtime.sessions() as session:
+        await chain_service.request(
+            session,
+            chain,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[move],
+            idempotency_key="rolled-back",
+        )
+        assert not chain.submitter.wake.is_set()
+        await session.rollback()
+    assert not chain.submitter.wake.is_set()
+
+    async with runtime.sessions() as session:
+        operation, created = await chain_service.request(
+            session,
+            chain,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[move],
+            idempotency_key="committed",
+        )
+        assert created
+        await session.flush()
+        assert not chain.submitter.wake.is_set()
+        await session.commit()
+    assert chain.submitter.wake.is_set()
+    async with runtime.sessions() as session:
+        stored = await session.get(ChainOperation, operation.id)
+        assert stored is not None
+        assert stored.status == OperationStatus.QUEUED
+
+    # A retry of the same request creates nothing and so wakes nothing.
+    chain.submitter.wake.clear()
+    async with runtime.sessions() as session:
+        _, created = await chain_service.request(
+            session,
+            chain,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[move],
+            idempotency_key="committed",
+        )
+        await session.commit()
+    assert not created
+    assert not chain.submitter.wake.is_set()
