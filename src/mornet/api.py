@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.tools import merge_types
 
@@ -17,7 +16,7 @@ from mornet.accounts import pages as accounts_pages
 from mornet.chain import endpoints as chain_api
 from mornet.chain.dependencies import ChainHost
 from mornet.config import Settings
-from mornet.dependencies import Platform, SessionDep, get_platform
+from mornet.dependencies import Platform, PlatformDep, SessionDep
 from mornet.errors import install_error_handlers
 from mornet.graphql import GraphQLContext, OfflineGraphQLRouter, Schema, UnitOfWork, limits
 from mornet.households import endpoints as households_api
@@ -26,7 +25,7 @@ from mornet.households import pages as households_pages
 from mornet.identity import endpoints as identity_api
 from mornet.identity import graphql as identity_graphql
 from mornet.identity import pages as identity_pages
-from mornet.identity.auth import IdentityHost, user_for_bearer
+from mornet.identity.auth import IdentityDep, IdentityHost, user_for_bearer
 from mornet.runtime import Runtime
 from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
@@ -65,14 +64,19 @@ def build_graphql_schema() -> Schema:
 
 
 async def graphql_context(
-    session: SessionDep, platform: Annotated[Platform, Depends(get_platform)], request: Request
+    session: SessionDep, platform: PlatformDep, host: IdentityDep
 ) -> GraphQLContext:
-    host: IdentityHost = request.app.state.platform
-
     async def authenticate(session: AsyncSession, token: str | None) -> object:
         return await user_for_bearer(session, host, token)
 
     return GraphQLContext(session=session, platform=platform, authenticate=authenticate)
+
+
+def _as_platform(runtime: Runtime) -> Platform:
+    """The runtime is the platform every layer reads through its own protocol; the tuple
+    makes mypy check that it satisfies each of them."""
+    protocols: tuple[Platform, IdentityHost, ChainHost] = (runtime, runtime, runtime)
+    return protocols[0]
 
 
 def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
@@ -94,13 +98,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         "Authenticate with `POST /api/auth/login`, then send `Authorization: Bearer <token>`.",
         lifespan=lifespan,
     )
-    # The runtime is the platform every layer reads through its own protocol; these lines
-    # make mypy check that it satisfies each of them.
-    platform: Platform = runtime
-    identity_host: IdentityHost = runtime
-    chain_host: ChainHost = runtime
-    app.state.platform = platform
-    app.state.identity_host, app.state.chain_host = identity_host, chain_host
+    app.state.platform = _as_platform(runtime)
     # Sections other contexts add to the household page.
     app.state.household_panels = [telemetry_pages.today_panel]
     install_error_handlers(app, render_page=web_pages.render_error_page)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -111,19 +111,31 @@ async def _isolate(
             }
 
 
-async def _keep_dead_letter(
-    dead_letter: DeadLetterHandler | None, body: bytes, reason: str, name: str
-) -> None:
+async def _keep_dead_letter(keep: DeadLetterHandler, body: bytes, reason: str, name: str) -> None:
     """Store a dead letter; an outage of its store is waited out, never skipped."""
-    if dead_letter is None:
-        return
     while True:
         try:
-            await dead_letter(body, reason)
+            await keep(body, reason)
             return
         except Exception:
             log.exception("bus.dead_letter_failed", queue=name)
             await asyncio.sleep(RETRY_DELAY_SECONDS)
+
+
+async def _deliver(
+    handler: Handler,
+    bodies: list[bytes],
+    *,
+    attempts: int,
+    name: str,
+    dead_letters: Sequence[DeadLetterHandler],
+) -> None:
+    """Hand a batch to `handler` through `isolate`, then keep each message that failed on its
+    own in every dead-letter store (each retried on its own, so none gets it twice)."""
+    dead = await isolate(handler, bodies, attempts=attempts, name=name)
+    for index, reason in dead.items():
+        for keep in dead_letters:
+            await _keep_dead_letter(keep, bodies[index], reason, name)
 
 
 class InProcessBus:
@@ -172,10 +184,13 @@ class InProcessBus:
             batch = [await inbox.get()]
             while len(batch) < MAX_BATCH and not inbox.empty():
                 batch.append(inbox.get_nowait())
-            bodies = [body for body, _ in batch]
-            dead = await isolate(handler, bodies, attempts=self.attempts, name=name)
-            for index, reason in dead.items():
-                await _keep_dead_letter(dead_letter, bodies[index], reason, name)
+            await _deliver(
+                handler,
+                [body for body, _ in batch],
+                attempts=self.attempts,
+                name=name,
+                dead_letters=[dead_letter] if dead_letter is not None else [],
+            )
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
@@ -265,15 +280,18 @@ class RabbitBus:
                 ),
                 routing_key=queue,
             )
-            if dead_letter is not None:
-                await dead_letter(body, reason)
 
+        dead_letters = [bury] if dead_letter is None else [bury, dead_letter]
         self._tasks.append(
-            asyncio.create_task(self._run(queue, inbox, handler, bury), name=f"bus:{queue}")
+            asyncio.create_task(self._run(queue, inbox, handler, dead_letters), name=f"bus:{queue}")
         )
 
     async def _run(
-        self, name: str, inbox: asyncio.Queue[Any], handler: Handler, bury: DeadLetterHandler
+        self,
+        name: str,
+        inbox: asyncio.Queue[Any],
+        handler: Handler,
+        dead_letters: Sequence[DeadLetterHandler],
     ) -> None:
         while True:
             pending = [await inbox.get()]
@@ -282,10 +300,13 @@ class RabbitBus:
                 async with asyncio.timeout(LINGER_SECONDS):
                     while len(pending) < MAX_BATCH:
                         pending.append(await inbox.get())
-            bodies = [m.body for m in pending]
-            dead = await isolate(handler, bodies, attempts=self.attempts, name=name)
-            for index, reason in dead.items():
-                await _keep_dead_letter(bury, bodies[index], reason, name)
+            await _deliver(
+                handler,
+                [m.body for m in pending],
+                attempts=self.attempts,
+                name=name,
+                dead_letters=dead_letters,
+            )
             # Acknowledged only after the handler committed (or the message was buried): a
             # crash redelivers.
             for message in pending:

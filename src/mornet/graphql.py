@@ -85,7 +85,7 @@ class OfflineGraphQLRouter(GraphQLRouter[Any, None]):
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
-Authenticate = Callable[[AsyncSession, "str | None"], Awaitable[Any]]
+Authenticate = Callable[[AsyncSession, str | None], Awaitable[Any]]
 """Finds the caller from a bearer token (or refuses); the app injects identity's."""
 
 

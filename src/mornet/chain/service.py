@@ -25,16 +25,12 @@ from mornet.chain.models import (
     OperationKind,
     OperationStatus,
 )
-from mornet.chain.schemas import (
-    AddressEntry,
-    from_base_units,
-    to_base_units,
-)
+from mornet.chain.schemas import AddressEntry
+from mornet.chain.schemas import from_base_units as from_base_units  # part of this API too
+from mornet.chain.schemas import to_base_units as to_base_units
 from mornet.chain.submitter import Submitter
 from mornet.db import utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
-
-__all__ = ["ChainUnavailable", "from_base_units", "to_base_units"]
 
 
 class ChainStateMismatch(MornetError):

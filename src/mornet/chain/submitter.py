@@ -43,7 +43,6 @@ from mornet.db import unit_of_work, utcnow
 
 log = structlog.get_logger(__name__)
 
-# Broadcast answers that mean "the node has it, or had it": the receipt decides.
 # What building a call raises for an operation no retry can fix (an amount beyond uint256, a
 # malformed address): the operation fails instead of blocking the queue behind it.
 _UNENCODABLE = (
@@ -55,6 +54,7 @@ _UNENCODABLE = (
     OverflowError,
     KeyError,
 )
+# Broadcast answers that mean "the node has it, or had it": the receipt decides.
 _BENIGN_BROADCAST_ERRORS = (
     "already known",
     "nonce too low",
