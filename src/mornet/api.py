@@ -86,6 +86,8 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         if runtime.chain is None:
             await runtime.start_chain()
         await runtime.open_missing_wallets()
+        if runtime.relay is None:
+            await runtime.start_events()
         if runtime.telemetry is None:
             await runtime.start_telemetry(simulate=simulate)
         yield

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from mornet.config import Settings
 from mornet.db import is_transient
 
 log = structlog.get_logger(__name__)
@@ -136,6 +137,14 @@ async def _deliver(
     for index, reason in dead.items():
         for keep in dead_letters:
             await _keep_dead_letter(keep, bodies[index], reason, name)
+
+
+def open_bus(settings: Settings) -> Bus:
+    """RabbitMQ when MORNET_AMQP_URL is set, else the in-process bus."""
+    attempts = settings.bus_retry_attempts
+    if settings.amqp_url:
+        return RabbitBus(settings.amqp_url, attempts=attempts)
+    return InProcessBus(attempts=attempts)
 
 
 class InProcessBus:

@@ -115,7 +115,7 @@ def gateway(
         from mornet.telemetry.runtime import start_telemetry
 
         runtime.telemetry = await start_telemetry(
-            runtime.settings, runtime.sessions, gateway=True, consumer=consume
+            runtime.settings, runtime.sessions, runtime.event_bus(), gateway=True, consumer=consume
         )
         console.print("gateway running; Ctrl-C stops it")
         await asyncio.Event().wait()

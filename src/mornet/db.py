@@ -163,6 +163,15 @@ async def unit_of_work(
             raise
 
 
+def insert_for(session: AsyncSession, table: Any) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses (both SQLite and PostgreSQL speak
+    them; SQLAlchemy's generic insert does not)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
 async def lock_rows(
     session: AsyncSession, model: type[Base], *criteria: ColumnElement[bool]
 ) -> None:

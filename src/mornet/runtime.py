@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mornet import outbox
+from mornet.bus import Bus, open_bus
 from mornet.chain.client import ChainClient
 from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
 from mornet.chain.service import ChainHandle, ensure_deployed
@@ -23,11 +27,16 @@ from mornet.db import create_engine, create_sessionmaker, unit_of_work
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
+from mornet.outbox import Consumer, Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
 from mornet.telemetry.runtime import Telemetry, start_telemetry
 from mornet.wallets import service as wallets
 
 log = structlog.get_logger(__name__)
+
+SUBSCRIPTIONS: Sequence[Subscription[Any]] = ()
+"""Every context's event consumers, wired here (the composition root) so that no context
+needs to know who listens to it."""
 
 
 @dataclass
@@ -41,6 +50,9 @@ class Runtime:
     telemetry: Telemetry | None = None
     node: LocalNode | None = None
     simulation: Simulation | None = None
+    bus: Bus | None = None
+    relay: Relay | None = None
+    consumers: list[Consumer[Any]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     login_throttle: Throttle = field(init=False)
     registration_throttle: Throttle = field(init=False)
@@ -68,6 +80,28 @@ class Runtime:
             sessions=create_sessionmaker(engine),
             cipher=WalletCipher(secrets.wallet_master_key),
         )
+
+    def event_bus(self) -> Bus:
+        """The process's message bus (RabbitMQ when configured), opened on first use."""
+        if self.bus is None:
+            self.bus = open_bus(self.settings)
+        return self.bus
+
+    async def start_events(
+        self,
+        subscriptions: Sequence[Subscription[Any]] = SUBSCRIPTIONS,
+        *,
+        run_relay: bool = True,
+    ) -> Relay:
+        """Subscribe the event consumers, then relay recorded events to the bus (consumers
+        first: the in-process bus hands an event only to those already listening)."""
+        events = self.event_bus()
+        for subscription in subscriptions:
+            self.consumers.append(await outbox.subscribe(events, self.sessions, subscription))
+        self.relay = Relay(self.sessions, events)
+        if run_relay:
+            self._tasks.append(asyncio.create_task(self.relay.run_forever(), name="outbox-relay"))
+        return self.relay
 
     async def open_missing_wallets(self) -> int:
         """Users who predate wallets get one (run at start)."""
@@ -114,7 +148,7 @@ class Runtime:
     ) -> Telemetry:
         """Bus consumer, broker (embedded unless MORNET_MQTT_URL), gateway, and N simulated
         households when asked."""
-        self.telemetry = await start_telemetry(self.settings, self.sessions)
+        self.telemetry = await start_telemetry(self.settings, self.sessions, self.event_bus())
         if simulate:
             self.simulation = await simulate_households(
                 self.settings,
@@ -137,6 +171,9 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.bus is not None:
+            await self.bus.close()
+            self.bus = None
         if self.chain is not None:
             await self.chain.client.close()
             self.chain = None

@@ -351,3 +351,74 @@ async def test_a_requested_move_wakes_the_submitter_only_once_committed(
         await session.commit()
     assert not created
     assert not chain.submitter.wake.is_set()
+
+
+async def _announced(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """The `chain.operation.finished` events recorded, by idempotency key."""
+    from sqlalchemy import select
+
+    from mornet.chain.events import OperationFinished
+    from mornet.outbox import OutboxEvent
+
+    async with runtime.sessions() as session:
+        rows = await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.topic == OperationFinished.topic)
+        )
+        announced: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            key = row.payload["idempotency_key"]
+            assert key not in announced, f"{key} was announced twice"
+            announced[key] = row.payload
+        return announced
+
+
+async def test_every_operation_is_announced_once_when_final_with_its_outcome(
+    runtime: Runtime, chain: ChainHandle
+) -> None:
+    """The other contexts (bank, settlement, market) learn a move's outcome from this event,
+    recorded in the transaction that made the operation final."""
+    receiver = Account.create().address
+    async with unit_of_work(runtime.sessions) as writer:
+        await chain_service.enqueue(
+            writer,
+            chain_id=chain.chain_id,
+            signer=chain.signer,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[chain_service.Move(amount=10**78, receiver=receiver)],
+            idempotency_key="never-encodable",
+        )
+    confirmed = await _queue_mint(runtime, chain, receiver, "good")
+    requester = uuid.uuid4()
+    async with unit_of_work(runtime.sessions) as writer:
+        cancelled, _ = await chain_service.enqueue(
+            writer,
+            chain_id=chain.chain_id,
+            signer=chain.signer,
+            token="GCC",
+            kind=OperationKind.TRANSFER,
+            moves=[chain_service.Move(amount=UNIT, sender=receiver, receiver=chain.signer)],
+            idempotency_key="cancelled",
+            requested_by=requester,
+        )
+        assert await _announced(runtime) == {}  # nothing is final yet (and not committed)
+    async with unit_of_work(runtime.sessions) as writer:
+        assert (
+            await chain_service.cancel_queued_transfers(
+                writer, requested_by=requester, reason="the user was blocked"
+            )
+            == 1
+        )
+    await chain.submitter.drain(max_seconds=30)
+    await chain.submitter.run_once()  # nothing left: announces nothing more
+
+    announced = await _announced(runtime)
+    assert set(announced) == {"never-encodable", "good", "cancelled"}
+    assert announced["good"]["status"] == "confirmed"
+    assert announced["good"]["operation_id"] == str(confirmed)
+    assert announced["good"]["tx_hash"]
+    assert announced["never-encodable"]["status"] == "failed"
+    assert "cannot be encoded" in announced["never-encodable"]["error"]
+    assert announced["cancelled"]["status"] == "failed"
+    assert announced["cancelled"]["operation_id"] == str(cancelled.id)
+    assert announced["cancelled"]["error"] == "the user was blocked"

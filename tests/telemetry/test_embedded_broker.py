@@ -20,8 +20,9 @@ from mornet.runtime import Runtime
 from mornet.telemetry.broker import GATEWAY_USER, EmbeddedBroker
 from tests.brokers import free_port
 from tests.factories import user_with_token
+from tests.polling import eventually
 from tests.telemetry.helpers import plug, provision
-from tests.telemetry.test_mqtt import eventually, stored
+from tests.telemetry.test_mqtt import stored
 
 HOUSEHOLD = uuid.uuid4()
 AGENT = uuid.uuid4()

@@ -29,6 +29,7 @@ from mornet.telemetry.mqtt import Subscriber
 from mornet.wire.broker import BrokerAddress
 from tests.brokers import Mosquitto, free_port
 from tests.factories import user_with_token
+from tests.polling import eventually
 from tests.telemetry.helpers import FakeAgent, plug, provision
 
 
@@ -107,14 +108,6 @@ async def stored(session: AsyncSession, household_id: str) -> list[tuple[str, in
         .order_by(Reading.device_id, Reading.seq)
     )
     return [(d, s) for d, s in rows.all()]
-
-
-async def eventually(check: Any, within: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_agent_readings_flow_to_storage(

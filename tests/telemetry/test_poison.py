@@ -22,8 +22,8 @@ from mornet.telemetry.models import DeadLetter, Reading
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading
 from tests.brokers import AMQP_URL
 from tests.factories import user_with_token
+from tests.polling import eventually
 from tests.telemetry.helpers import T0, FakeAgent, plug, provision
-from tests.telemetry.test_mqtt import eventually
 
 
 @pytest.fixture(params=["in-process", "rabbitmq"])

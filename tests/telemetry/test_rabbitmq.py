@@ -16,8 +16,9 @@ from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from tests.brokers import AMQP_URL
 from tests.factories import user_with_token
+from tests.polling import eventually
 from tests.telemetry.helpers import plug, provision
-from tests.telemetry.test_mqtt import eventually, stored
+from tests.telemetry.test_mqtt import stored
 
 
 @pytest.fixture

@@ -99,8 +99,10 @@ async def fail_queued(
     kind: OperationKind,
     reason: str,
     finished_at: datetime,
-) -> int:
-    result = await session.execute(
+) -> Sequence[ChainOperation]:
+    """Fail what is still queued, in one conditional update (a row the submitter signed
+    meanwhile stays as it is). Returns the failed operations."""
+    failed = await session.scalars(
         update(ChainOperation)
         .where(
             ChainOperation.requested_by == requested_by,
@@ -108,6 +110,7 @@ async def fail_queued(
             ChainOperation.status == OperationStatus.QUEUED,
         )
         .values(status=OperationStatus.FAILED, error=reason, finished_at=finished_at)
-        .execution_options(synchronize_session=False)
+        .returning(ChainOperation)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return failed.all()

@@ -28,7 +28,7 @@ from mornet.chain.models import (
 from mornet.chain.schemas import AddressEntry
 from mornet.chain.schemas import from_base_units as from_base_units  # part of this API too
 from mornet.chain.schemas import to_base_units as to_base_units
-from mornet.chain.submitter import Submitter
+from mornet.chain.submitter import Submitter, announce_finished
 from mornet.db import utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
 
@@ -165,13 +165,16 @@ async def cancel_queued_transfers(
 ) -> int:
     """Fail the transfers `requested_by` queued that are not signed yet. Returns how many.
     (The submitter moves only rows still `queued`, so none of these is sent afterwards.)"""
-    return await repository.fail_queued(
+    failed = await repository.fail_queued(
         session,
         requested_by=requested_by,
         kind=OperationKind.TRANSFER,
         reason=reason,
         finished_at=utcnow(),
     )
+    for operation in failed:
+        await announce_finished(session, operation)
+    return len(failed)
 
 
 async def get_operation(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation:

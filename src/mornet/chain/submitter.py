@@ -36,12 +36,45 @@ from web3.exceptions import (
 )
 from web3.types import Nonce, TxParams
 
+from mornet import outbox
 from mornet.chain import repository
 from mornet.chain.client import ChainClient
+from mornet.chain.events import OperationFinished
 from mornet.chain.models import ChainOperation, OperationKind, OperationStatus, SubmitterLease
 from mornet.db import unit_of_work, utcnow
 
 log = structlog.get_logger(__name__)
+
+
+async def finish(
+    session: AsyncSession,
+    operation: ChainOperation,
+    status: OperationStatus,
+    *,
+    error: str | None = None,
+) -> None:
+    """Make an operation final and tell the other contexts, in the same transaction."""
+    operation.status = status
+    operation.error = error[:1000] if error is not None else None
+    operation.finished_at = utcnow()
+    await announce_finished(session, operation)
+
+
+async def announce_finished(session: AsyncSession, operation: ChainOperation) -> None:
+    """Record that `operation` became final (its status says how)."""
+    await outbox.record(
+        session,
+        OperationFinished(
+            operation_id=operation.id,
+            idempotency_key=operation.idempotency_key,
+            token=operation.token,
+            kind=str(operation.kind),
+            status="confirmed" if operation.status == OperationStatus.CONFIRMED else "failed",
+            tx_hash=operation.tx_hash,
+            error=operation.error,
+        ),
+    )
+
 
 # What building a call raises for an operation no retry can fix (an amount beyond uint256, a
 # malformed address): the operation fails instead of blocking the queue behind it.
@@ -140,10 +173,8 @@ class Submitter:
         return bool(getattr(renewed, "rowcount", 0) == 1)
 
     @staticmethod
-    def _fail(operation: ChainOperation, reason: str) -> None:
-        operation.status = OperationStatus.FAILED
-        operation.error = reason[:1000]
-        operation.finished_at = utcnow()
+    async def _fail(session: AsyncSession, operation: ChainOperation, reason: str) -> None:
+        await finish(session, operation, OperationStatus.FAILED, error=reason)
         log.warning("chain.operation_failed", id=str(operation.id), error=operation.error)
 
     async def _executed_on_chain(self, operation: ChainOperation) -> bool:
@@ -172,16 +203,18 @@ class Submitter:
             try:
                 call = self._call(operation)
             except _UNENCODABLE as exc:
-                self._fail(operation, f"the operation cannot be encoded: {exc}")
+                await self._fail(session, operation, f"the operation cannot be encoded: {exc}")
                 return operation.id
             try:
                 gas = await call.estimate_gas({"from": self.signer}, block_identifier="pending")
             except ContractLogicError as exc:
                 if await self._executed_on_chain(operation):
                     # Another submitter's transaction already carried this batch.
-                    self._confirm_elsewhere(operation)
+                    await self._confirm_elsewhere(session, operation)
                     return operation.id
-                self._fail(operation, f"rejected by the contract: {exc.message or exc}")
+                await self._fail(
+                    session, operation, f"rejected by the contract: {exc.message or exc}"
+                )
                 return operation.id
             highest = await repository.highest_nonce(
                 session, chain_id=self.client.chain_id, signer=self.signer
@@ -224,10 +257,14 @@ class Submitter:
                 return None
             return operation.id
 
-    def _confirm_elsewhere(self, operation: ChainOperation) -> None:
-        operation.status = OperationStatus.CONFIRMED
-        operation.error = "executed by an earlier transaction of the same batch"
-        operation.finished_at = utcnow()
+    @staticmethod
+    async def _confirm_elsewhere(session: AsyncSession, operation: ChainOperation) -> None:
+        await finish(
+            session,
+            operation,
+            OperationStatus.CONFIRMED,
+            error="executed by an earlier transaction of the same batch",
+        )
         log.warning("chain.batch_executed_elsewhere", id=str(operation.id))
 
     async def broadcast(self, operation_id: uuid.UUID) -> None:
@@ -275,9 +312,12 @@ class Submitter:
                 except TransactionNotFound:
                     if operation.nonce is not None and operation.nonce < confirmed_nonce:
                         # Our nonce was used by a transaction that is not ours.
-                        operation.status = OperationStatus.FAILED
-                        operation.error = "the nonce was consumed by another transaction"
-                        operation.finished_at = utcnow()
+                        await finish(
+                            session,
+                            operation,
+                            OperationStatus.FAILED,
+                            error="the nonce was consumed by another transaction",
+                        )
                         finished += 1
                         log.error("chain.nonce_taken", id=str(operation.id), nonce=operation.nonce)
                     else:
@@ -286,16 +326,19 @@ class Submitter:
                 if head - receipt["blockNumber"] < self.confirmations:
                     continue
                 operation.block_number = receipt["blockNumber"]
-                operation.finished_at = utcnow()
                 if receipt["status"] == 1:
-                    operation.status = OperationStatus.CONFIRMED
+                    await finish(session, operation, OperationStatus.CONFIRMED)
                 elif await self._executed_on_chain(operation):
                     # Reverted as "batch already executed": the move happened, once, in an
                     # earlier transaction. It is confirmed, never failed.
-                    self._confirm_elsewhere(operation)
+                    await self._confirm_elsewhere(session, operation)
                 else:
-                    operation.status = OperationStatus.FAILED
-                    operation.error = "the transaction reverted on chain"
+                    await finish(
+                        session,
+                        operation,
+                        OperationStatus.FAILED,
+                        error="the transaction reverted on chain",
+                    )
                 finished += 1
         return finished
 

@@ -134,6 +134,7 @@ def _bare_subscriber(port: int, duration: float, result: Any) -> None:
 
 def _role(role: str, env: dict[str, str]) -> None:
     os.environ.update(env)
+    from mornet.bus import open_bus
     from mornet.config import Settings
     from mornet.db import create_engine, create_sessionmaker
     from mornet.telemetry.runtime import start_telemetry
@@ -141,9 +142,11 @@ def _role(role: str, env: dict[str, str]) -> None:
     async def main() -> None:
         settings = Settings()
         engine = create_engine(settings.resolved_database_url())
+        events = open_bus(settings)
         telemetry = await start_telemetry(
             settings,
             create_sessionmaker(engine),
+            events,
             gateway=role == "gateway",
             consumer=role == "consumer",
         )
@@ -151,6 +154,7 @@ def _role(role: str, env: dict[str, str]) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
         await telemetry.close()
+        await events.close()
         await engine.dispose()
 
     asyncio.run(main())

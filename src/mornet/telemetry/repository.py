@@ -9,16 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.db import insert_for
 from mornet.resources import Resource
 from mornet.telemetry.models import DeadLetter, DeviceCursor, HourlyConsumption, Reading
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 async def insert_new_readings(
@@ -29,7 +24,7 @@ async def insert_new_readings(
     if not rows:
         return set()
     statement = (
-        _insert(session, Reading)
+        insert_for(session, Reading)
         .on_conflict_do_nothing(index_elements=["household_id", "device_id", "seq"])
         .returning(Reading.household_id, Reading.device_id, Reading.seq)
     )
@@ -98,7 +93,7 @@ async def save_cursors(
             moves.items(), key=lambda m: (str(m[0][0]), m[0][1])
         )
     ]
-    statement = _insert(session, DeviceCursor)
+    statement = insert_for(session, DeviceCursor)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["household_id", "device_id"],
@@ -125,7 +120,7 @@ async def add_consumption(
             deltas.items(), key=lambda item: (str(item[0][0]), item[0][1], item[0][2])
         )
     ]
-    statement = _insert(session, HourlyConsumption)
+    statement = insert_for(session, HourlyConsumption)
     statement = statement.on_conflict_do_update(
         index_elements=["household_id", "resource", "hour_start"],
         set_={"quantity": HourlyConsumption.quantity + statement.excluded.quantity},

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mornet.bus import READINGS, Bus, InProcessBus, RabbitBus
+from mornet.bus import READINGS, Bus
 from mornet.config import Settings
 from mornet.households import service as households
 from mornet.telemetry.broker import EmbeddedBroker
@@ -24,6 +24,8 @@ AGENT_CACHE_SECONDS = 10.0
 
 @dataclass
 class Telemetry:
+    """The telemetry roles of this process; the bus is the process's (closed by its owner)."""
+
     bus: Bus
     gateway: Gateway
     consumer: ReadingsConsumer
@@ -35,22 +37,16 @@ class Telemetry:
             await self.subscriber.stop()
         if self.broker is not None:
             await self.broker.stop()
-        await self.bus.close()
 
 
 async def start_telemetry(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
+    bus: Bus,
     *,
     gateway: bool = True,
     consumer: bool = True,
 ) -> Telemetry:
-    attempts = settings.bus_retry_attempts
-    bus: Bus = (
-        RabbitBus(settings.amqp_url, attempts=attempts)
-        if settings.amqp_url
-        else InProcessBus(attempts=attempts)
-    )
     telemetry = Telemetry(
         bus=bus,
         gateway=Gateway(sessions, bus, agent_cache_seconds=AGENT_CACHE_SECONDS),
