@@ -245,7 +245,7 @@ def bench_ingest(
 ) -> None:
     """Readings/s through Mosquitto, RabbitMQ and PostgreSQL, with loss, duplicates, latency,
     memory, and a bare subscriber's rate on the same broker for comparison."""
-    from mornet.telemetry.bench import run_ingest_benchmark
+    from mornet.bench.ingest import run_ingest_benchmark
 
     result = asyncio.run(
         run_ingest_benchmark(
@@ -269,7 +269,7 @@ def bench_chain(
     batch_size: Annotated[int, typer.Option(help="Accounts per batch (max 256).")] = 256,
 ) -> None:
     """Token moves per second against a fresh local anvil: one-by-one versus batched."""
-    from mornet.chain.bench import run_chain_benchmark
+    from mornet.bench.chain import run_chain_benchmark
 
     result = asyncio.run(
         run_chain_benchmark(accounts=accounts, single=single, batch_size=batch_size)

@@ -3,27 +3,17 @@ a fresh local anvil, one transaction per move versus batches."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 
+from mornet.bench.harness import scratch_chain, scratch_directory, scratch_sqlite
 from mornet.chain import service as chain
 from mornet.chain.client import ChainClient
 from mornet.chain.models import OperationKind
-from mornet.chain.node import LocalNode
 from mornet.chain.submitter import Submitter
-from mornet.db import create_engine, create_sessionmaker, migrate, unit_of_work
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from mornet.db import create_engine, create_sessionmaker, unit_of_work
 
 
 async def _timed_mints(
@@ -47,32 +37,29 @@ async def _timed_mints(
 
 async def run_chain_benchmark(*, accounts: int, single: int, batch_size: int) -> dict[str, Any]:
     batch_size = max(1, min(batch_size, 256))
-    with tempfile.TemporaryDirectory(prefix="mornet-bench-") as scratch:
-        database = f"sqlite:///{Path(scratch) / 'bench.db'}"
-        await asyncio.to_thread(migrate, database)
-        node = LocalNode(port=_free_port())
-        await asyncio.to_thread(node.start)
-        engine = create_engine(database)
-        try:
-            sessions = create_sessionmaker(engine)
-            client = await ChainClient.connect(node.rpc_url, Account.create().key.hex())
-            await client.fund_operator_on_dev_chain()
-            async with unit_of_work(sessions) as session:
-                contracts = await chain.ensure_deployed(session, client)
-            handle = chain.ChainHandle(client, contracts, Submitter(sessions, client, contracts))
+    with scratch_directory() as scratch:
+        async with scratch_sqlite(scratch) as database, scratch_chain() as node:
+            engine = create_engine(database)
+            try:
+                sessions = create_sessionmaker(engine)
+                client = await ChainClient.connect(node.rpc_url, Account.create().key.hex())
+                await client.fund_operator_on_dev_chain()
+                async with unit_of_work(sessions) as session:
+                    contracts = await chain.ensure_deployed(session, client)
+                submitter = Submitter(sessions, client, contracts)
+                handle = chain.ChainHandle(client, contracts, submitter)
 
-            one_by_one = [[Account.create().address] for _ in range(single)]
-            single_seconds = await _timed_mints(sessions, handle, one_by_one, "single")
-            receivers = [Account.create().address for _ in range(accounts)]
-            batched = [receivers[i : i + batch_size] for i in range(0, accounts, batch_size)]
-            batched_seconds = await _timed_mints(sessions, handle, batched, "batched")
+                one_by_one = [[Account.create().address] for _ in range(single)]
+                single_seconds = await _timed_mints(sessions, handle, one_by_one, "single")
+                receivers = [Account.create().address for _ in range(accounts)]
+                batched = [receivers[i : i + batch_size] for i in range(0, accounts, batch_size)]
+                batched_seconds = await _timed_mints(sessions, handle, batched, "batched")
 
-            minted = await handle.total_supply("GCC")
-            expected = (single + accounts) * 10**18
-            await client.close()
-        finally:
-            await engine.dispose()
-            await asyncio.to_thread(node.stop)
+                minted = await handle.total_supply("GCC")
+                expected = (single + accounts) * 10**18
+                await client.close()
+            finally:
+                await engine.dispose()
     single_per_s = single / single_seconds
     batched_per_s = accounts / batched_seconds
     return {

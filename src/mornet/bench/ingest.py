@@ -8,44 +8,23 @@ import asyncio
 import multiprocessing
 import os
 import resource
-import shutil
 import signal
-import socket
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from mornet.bench.harness import (
+    peak_rss_mb,
+    percentile,
+    scratch_directory,
+    scratch_mosquitto,
+    scratch_postgres,
+)
 from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return 0.0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
 
 # --- the load: agents publishing signed batches at a fixed rate -------------------------
 
@@ -241,95 +220,83 @@ async def run_ingest_benchmark(
     amqp_url: str,
     mosquitto: str | None,
 ) -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
-
-    from mornet.db import migrate
-
-    binary = mosquitto or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    scratch = Path(tempfile.mkdtemp(prefix="mornet-bench-"))
-    port = _free_port()
-    (scratch / "mosquitto.conf").write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-        "max_inflight_messages 0\nlog_type error\n"
-    )
-    broker = await asyncio.create_subprocess_exec(binary, "-c", str(scratch / "mosquitto.conf"))
-    database = f"mornet_bench_{os.getpid()}"
-    admin_url = make_url(postgres_url)
-    bench_url = admin_url.set(database=database).render_as_string(hide_password=False)
-    engine_admin = __import__("asyncpg")
-    admin_dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await engine_admin.connect(admin_dsn)
-    await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    await connection.execute(f'CREATE DATABASE "{database}"')
-    await connection.close()
-    children: list[Any] = []
     queue = f"bench.readings.{os.getpid()}"
-    try:
-        await asyncio.to_thread(migrate, bench_url)
-        agents = await _provision(bench_url, households)
-        env = {
-            "MORNET_DATABASE_URL": bench_url,
-            "MORNET_AMQP_URL": amqp_url,
-            "MORNET_MQTT_URL": f"mqtt://127.0.0.1:{port}",
-            "MORNET_DATA_DIR": str(scratch),
-            "MORNET_MQTT_CLIENT_ID": f"bench-gateway-{os.getpid()}",
-            "MORNET_READINGS_QUEUE": queue,
-        }
-        context = multiprocessing.get_context("spawn")
-        # Phase 1: a bare subscriber under the same load, for the broker's own ceiling.
-        sent_baseline = context.Value("q", 0)
-        received = context.Value("q", 0)
-        baseline_seconds = min(duration, 10)
-        bare = context.Process(target=_bare_subscriber, args=(port, baseline_seconds + 2, received))
-        bare.start()
-        await asyncio.sleep(1)
-        load = context.Process(
-            target=_load,
-            args=(port, agents, rate, baseline_seconds, batch, devices, "base", sent_baseline),
-        )
-        load.start()
-        await asyncio.to_thread(load.join)
-        await asyncio.to_thread(bare.join)
-        baseline_per_s = received.value / baseline_seconds
+    children: list[Any] = []
+    with scratch_directory() as scratch:
+        async with (
+            scratch_mosquitto(scratch, mosquitto) as port,
+            scratch_postgres(postgres_url, f"mornet_bench_{os.getpid()}") as bench_url,
+        ):
+            try:
+                agents = await _provision(bench_url, households)
+                env = {
+                    "MORNET_DATABASE_URL": bench_url,
+                    "MORNET_AMQP_URL": amqp_url,
+                    "MORNET_MQTT_URL": f"mqtt://127.0.0.1:{port}",
+                    "MORNET_DATA_DIR": str(scratch),
+                    "MORNET_MQTT_CLIENT_ID": f"bench-gateway-{os.getpid()}",
+                    "MORNET_READINGS_QUEUE": queue,
+                }
+                context = multiprocessing.get_context("spawn")
+                # Phase 1: a bare subscriber under the same load, for the broker's own ceiling.
+                sent_baseline = context.Value("q", 0)
+                received = context.Value("q", 0)
+                baseline_seconds = min(duration, 10)
+                bare = context.Process(
+                    target=_bare_subscriber, args=(port, baseline_seconds + 2, received)
+                )
+                bare.start()
+                await asyncio.sleep(1)
+                load = context.Process(
+                    target=_load,
+                    args=(
+                        port,
+                        agents,
+                        rate,
+                        baseline_seconds,
+                        batch,
+                        devices,
+                        "base",
+                        sent_baseline,
+                    ),
+                )
+                load.start()
+                await asyncio.to_thread(load.join)
+                await asyncio.to_thread(bare.join)
+                baseline_per_s = received.value / baseline_seconds
 
-        # Phase 2: the pipeline, gateway and consumer in their own processes.
-        for role in ("consumer", "gateway"):
-            process = context.Process(
-                target=_role, args=(role, {**env, "MORNET_LOG_JSON": "1"}), name=role
-            )
-            process.start()
-            children.append(process)
-        await asyncio.sleep(4)
-        sent = context.Value("q", 0)
-        load_rss = context.Value("q", 0)
-        load = context.Process(
-            target=_load,
-            args=(port, agents, rate, duration, batch, devices, "run", sent, load_rss),
-        )
-        started = time.time()
-        load.start()
-        await asyncio.to_thread(load.join)
-        expected = sent.value * batch
-        deadline = time.monotonic() + 120
-        while True:
-            measured = await _measure(bench_url)
-            if measured["stored"] >= expected or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(1)
-        rss = {p.name: _peak_rss_mb(p.pid or 0) for p in children}
-        rss["load"] = round(load_rss.value / 1024, 1)
-    finally:
-        for process in children:
-            if process.pid:
-                os.kill(process.pid, signal.SIGTERM)
-            process.join(20)
-        broker.terminate()
-        await broker.wait()
-        connection = await engine_admin.connect(admin_dsn)
-        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await connection.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-        await _delete_queue(amqp_url, queue)
+                # Phase 2: the pipeline, gateway and consumer in their own processes.
+                for role in ("consumer", "gateway"):
+                    process = context.Process(
+                        target=_role, args=(role, {**env, "MORNET_LOG_JSON": "1"}), name=role
+                    )
+                    process.start()
+                    children.append(process)
+                await asyncio.sleep(4)
+                sent = context.Value("q", 0)
+                load_rss = context.Value("q", 0)
+                load = context.Process(
+                    target=_load,
+                    args=(port, agents, rate, duration, batch, devices, "run", sent, load_rss),
+                )
+                started = time.time()
+                load.start()
+                await asyncio.to_thread(load.join)
+                expected = sent.value * batch
+                deadline = time.monotonic() + 120
+                while True:
+                    measured = await _measure(bench_url)
+                    if measured["stored"] >= expected or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(1)
+                rss = {p.name: peak_rss_mb(p.pid or 0) for p in children}
+                rss["load"] = round(load_rss.value / 1024, 1)
+            finally:
+                for process in children:
+                    if process.pid:
+                        os.kill(process.pid, signal.SIGTERM)
+                    process.join(20)
+                await _delete_queue(amqp_url, queue)
     stored = measured["stored"]
     window = max(measured["stored_at"], default=started) - started
     messages = sent.value
@@ -347,8 +314,8 @@ async def run_ingest_benchmark(
         "offered_messages_per_s": rate,
         "lost": max(expected - stored, 0),
         "duplicated": max(stored - expected, 0),
-        "p50_latency_s": round(_percentile(measured["latencies"], 0.50), 3),
-        "p99_latency_s": round(_percentile(measured["latencies"], 0.99), 3),
+        "p50_latency_s": round(percentile(measured["latencies"], 0.50), 3),
+        "p99_latency_s": round(percentile(measured["latencies"], 0.99), 3),
         "baseline_messages_per_s": round(baseline_per_s, 1),
         "ratio": round((messages / window) / baseline_per_s, 3)
         if window > 0 and baseline_per_s

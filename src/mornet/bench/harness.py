@@ -1,0 +1,110 @@
+"""What every benchmark needs: scratch engines that are cleaned up, memory and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.engine import make_url
+
+from mornet.chain.node import LocalNode
+from mornet.db import migrate
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory (VmHWM), 0 when it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@contextmanager
+def scratch_directory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="mornet-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@asynccontextmanager
+async def scratch_sqlite(directory: Path) -> AsyncIterator[str]:
+    """A migrated SQLite database in `directory`."""
+    url = f"sqlite:///{directory / 'bench.db'}"
+    await asyncio.to_thread(migrate, url)
+    yield url
+
+
+@asynccontextmanager
+async def scratch_postgres(server_url: str, name: str) -> AsyncIterator[str]:
+    """A migrated PostgreSQL database `name` on the server at `server_url`, dropped after."""
+    admin = make_url(server_url)
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def execute(sql: str) -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    await execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = admin.set(database=name).render_as_string(hide_password=False)
+        await asyncio.to_thread(migrate, url)
+        yield url
+    finally:
+        await execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def scratch_mosquitto(directory: Path, binary: str | None = None) -> AsyncIterator[int]:
+    """A private Mosquitto with no queue limits; yields its port."""
+    executable = binary or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    config = directory / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
+        "max_inflight_messages 0\nlog_type error\n"
+    )
+    broker = await asyncio.create_subprocess_exec(executable, "-c", str(config))
+    try:
+        yield port
+    finally:
+        broker.terminate()
+        await broker.wait()
+
+
+@asynccontextmanager
+async def scratch_chain() -> AsyncIterator[LocalNode]:
+    """A fresh local anvil node."""
+    node = LocalNode(port=free_port())
+    await asyncio.to_thread(node.start)
+    try:
+        yield node
+    finally:
+        await asyncio.to_thread(node.stop)
