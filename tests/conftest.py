@@ -22,6 +22,7 @@ from mornet.chain.service import ChainHandle
 from mornet.config import Settings
 from mornet.db import migrate
 from mornet.runtime import Runtime
+from tests.factories import CIPHER
 
 BACKENDS = [
     b.strip()
@@ -108,6 +109,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
     async with runtime.sessions() as session:
+        session.info[CIPHER] = runtime.cipher
         yield session
 
 

@@ -35,7 +35,8 @@ def error_codes(body: dict[str, Any]) -> list[str]:
 
 async def test_me_households_and_tariffs(client: httpx.AsyncClient, session: AsyncSession) -> None:
     user, headers = await user_with_token(client, session)
-    household = await create_household(client, headers, region="RU-SPE")
+    home = await create_household(session, owner=user, region="RU-SPE")
+    household = {"id": str(home.id), "address": home.address}
     body = await gql(
         client,
         """query($id: UUID!) { me { id email role }
@@ -64,9 +65,10 @@ async def test_me_households_and_tariffs(client: httpx.AsyncClient, session: Asy
 async def test_anonymous_and_foreign_access_is_refused(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    _, owner = await user_with_token(client, session)
+    owner, _ = await user_with_token(client, session)
     _, intruder = await user_with_token(client, session)
-    household = await create_household(client, owner)
+    home = await create_household(session, owner=owner)
+    household = {"id": str(home.id)}
     anonymous = await gql(client, "{ me { id } }")
     assert error_codes(anonymous) == ["unauthorized"]
     foreign = await gql(

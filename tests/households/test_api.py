@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.households import service
 from mornet.households.models import EdgeAgent, Household
 from mornet.runtime import Runtime
-from tests.factories import create_household, user_with_token
+from tests.factories import post_household, user_with_token
 
 
 async def test_a_user_creates_lists_reads_and_edits_own_households(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, headers = await user_with_token(client, session)
-    created = await create_household(client, headers, name="Dacha", region="ru-spe")
+    created = await post_household(client, headers, name="Dacha", region="ru-spe")
     assert created["region"] == "RU-SPE"
     assert created["status"] == "active"
     assert created["agents"] == []
@@ -63,7 +63,7 @@ async def test_another_users_household_is_a_404_on_every_route_and_stays_unchang
 ) -> None:
     _, owner_headers = await user_with_token(client, session)
     _, intruder_headers = await user_with_token(client, session)
-    household = await create_household(client, owner_headers, name="Mine")
+    household = await post_household(client, owner_headers, name="Mine")
     agent = await client.post(f"/api/households/{household['id']}/agents", headers=owner_headers)
     agent_id = agent.json()["agent_id"]
     hid = household["id"]
@@ -90,7 +90,7 @@ async def test_an_admin_reaches_any_household(
 ) -> None:
     _, owner_headers = await user_with_token(client, session)
     _, admin_headers = await user_with_token(client, session, admin=True)
-    household = await create_household(client, owner_headers)
+    household = await post_household(client, owner_headers)
     read = await client.get(f"/api/households/{household['id']}", headers=admin_headers)
     assert read.status_code == 200
     assert read.json()["id"] == household["id"]
@@ -100,7 +100,7 @@ async def test_agent_registration_shows_the_secret_once_and_stores_only_its_hash
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, headers = await user_with_token(client, session)
-    household = await create_household(client, headers)
+    household = await post_household(client, headers)
     response = await client.post(
         f"/api/households/{household['id']}/agents", json={"name": "Kitchen Pi"}, headers=headers
     )
@@ -138,7 +138,7 @@ async def test_a_revoked_agent_can_no_longer_authenticate(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, headers = await user_with_token(client, session)
-    household = await create_household(client, headers)
+    household = await post_household(client, headers)
     body = (await client.post(f"/api/households/{household['id']}/agents", headers=headers)).json()
     revoked = await client.delete(
         f"/api/households/{household['id']}/agents/{body['agent_id']}", headers=headers
@@ -151,7 +151,7 @@ async def test_a_revoked_agent_can_no_longer_authenticate(
         await service.authenticate_agent(session, agent_id=agent_id, secret=body["agent_secret"])
         is None
     )
-    other = await create_household(client, headers, name="Other")
+    other = await post_household(client, headers, name="Other")
     wrong_household = await client.delete(
         f"/api/households/{other['id']}/agents/{body['agent_id']}", headers=headers
     )
@@ -164,8 +164,8 @@ async def test_admin_household_list_shows_owner_status_and_active_agent_count(
 ) -> None:
     owner, owner_headers = await user_with_token(client, session)
     _, admin_headers = await user_with_token(client, session, admin=True)
-    household = await create_household(client, owner_headers)
-    await create_household(client, owner_headers, name="Empty")
+    household = await post_household(client, owner_headers)
+    await post_household(client, owner_headers, name="Empty")
     for _ in range(2):
         await client.post(f"/api/households/{household['id']}/agents", headers=owner_headers)
     revoked = (
@@ -215,7 +215,7 @@ async def test_a_database_dump_can_neither_sign_telemetry_nor_log_in_as_an_agent
     from tests.telemetry.helpers import plug
 
     _, headers = await user_with_token(client, session)
-    household = await create_household(client, headers)
+    household = await post_household(client, headers)
     body = (await client.post(f"/api/households/{household['id']}/agents", headers=headers)).json()
     agent_id = uuid.UUID(body["agent_id"])
     row = await session.get(EdgeAgent, agent_id)

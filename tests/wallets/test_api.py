@@ -341,7 +341,7 @@ async def test_users_who_predate_wallets_get_one_at_start(
 ) -> None:
     from tests.factories import create_user
 
-    older = [await create_user(session) for _ in range(3)]
+    older = [await create_user(session, with_wallet=False) for _ in range(3)]
     assert await session.scalar(select(func.count()).select_from(Wallet)) == 0
     assert await runtime.open_missing_wallets() == 3
     assert await runtime.open_missing_wallets() == 0
