@@ -412,3 +412,31 @@ async def test_logging_out_makes_a_copied_session_cookie_worthless(
     assert "/login" in again.headers["location"]
     api = await client.get("/api/me", headers={"Authorization": f"Bearer {stolen}"})
     assert api.status_code == 401
+
+
+async def test_a_refused_profile_form_changes_nothing(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """The page re-renders the refusal with a 422, and the request's transaction must not
+    then commit the half of the form that was applied before the refusal."""
+    user = await create_user(session, full_name="Old Name")
+    await page_login(client, user.email)
+    form = await client.get("/profile")
+    refused = await client.post(
+        "/profile",
+        data={
+            "full_name": "New Name",
+            "current_password": "not the password",
+            "new_password": "another-long-password",
+            "csrf_token": csrf_from(form),
+        },
+    )
+    assert refused.status_code == 422
+    assert "the current password is wrong" in refused.text
+    assert "Old Name" in refused.text
+    user_id = user.id
+    session.expire_all()
+    stored = await session.get(User, user_id)
+    assert stored is not None
+    assert stored.full_name == "Old Name"
+    assert (await client.get("/profile")).status_code == 200  # still signed in

@@ -18,7 +18,7 @@ from mornet.identity.auth import (
     start_page_session,
 )
 from mornet.identity.schemas import RegisterRequest
-from mornet.web.pages import CsrfChecked, FormFailure, failure, is_htmx, redirect, render
+from mornet.web.pages import CsrfChecked, is_htmx, redirect, render, submit_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,8 +39,7 @@ async def register(
     password: Annotated[str, Form()] = "",
     full_name: Annotated[str, Form()] = "",
 ) -> Response:
-    form = {"email": email, "full_name": full_name}
-    try:
+    async def register_and_sign_in() -> Response:
         body = RegisterRequest(email=email, password=password, full_name=full_name)
         user = await service.register_account(
             session,
@@ -50,14 +49,17 @@ async def register(
             full_name=body.full_name,
             attempt=registration_attempt(request),
         )
-    except FormFailure as exc:
-        message, status = failure(exc)
+        response = redirect("/households")
+        start_page_session(response, request, user)
+        return response
+
+    async def refused(message: str, status: int) -> Response:
+        form = {"email": email, "full_name": full_name}
         return render(
             request, "identity/register.html", {"form": form, "error": message}, status_code=status
         )
-    response = redirect("/households")
-    start_page_session(response, request, user)
-    return response
+
+    return await submit_form(session, register_and_sign_in, refused)
 
 
 @router.post("/admin/users/{user_id}/{action}", dependencies=[CsrfChecked])

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
@@ -20,10 +19,9 @@ from mornet.identity.auth import PageAdmin, PageUser
 from mornet.tariffs import service as tariffs
 from mornet.web.pages import (
     CsrfChecked,
-    FormFailure,
-    failure,
     redirect,
     render,
+    submit_form,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -67,18 +65,20 @@ async def create_household(
     address: Annotated[str, Form()] = "",
     region: Annotated[str, Form()] = "",
 ) -> Response:
-    form = {"name": name, "address": address, "region": region}
-    try:
+    async def create() -> Response:
         body = HouseholdCreate(name=name, address=address, region=region)
         household = await service.create_household(
             session, owner=user, name=body.name, address=body.address, region_code=body.region
         )
-    except FormFailure as exc:
-        message, status = failure(exc)
+        return redirect(f"/households/{household.id}")
+
+    async def refused(message: str, status: int) -> Response:
+        form = {"name": name, "address": address, "region": region}
         return await _list_page(
             request, session, user, form=form, error=message, status_code=status
         )
-    return redirect(f"/households/{household.id}")
+
+    return await submit_form(session, create, refused)
 
 
 async def _detail_page(
@@ -131,7 +131,7 @@ async def update_household(
     address: Annotated[str, Form()] = "",
     region: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
+    async def save() -> Response:
         body = HouseholdUpdate(name=name, address=address, region=region)
         await service.update_household(
             session,
@@ -141,14 +141,14 @@ async def update_household(
             address=body.address,
             region_code=body.region,
         )
-    except FormFailure as exc:
-        if isinstance(exc, service.HouseholdNotFound):
-            raise
-        message, status = failure(exc)
+        return await _detail_page(request, session, user, household_id, saved=True)
+
+    async def refused(message: str, status: int) -> Response:
         return await _detail_page(
             request, session, user, household_id, error=message, status_code=status
         )
-    return await _detail_page(request, session, user, household_id, saved=True)
+
+    return await submit_form(session, save, refused, raise_through=(service.HouseholdNotFound,))
 
 
 @router.post("/households/{household_id}/agents", dependencies=[CsrfChecked])
@@ -160,22 +160,25 @@ async def register_agent(
     settings: SettingsDep,
     name: Annotated[str, Form()] = "edge agent",
 ) -> Response:
-    try:
-        body = AgentCreate(name=name)
-    except ValidationError as exc:
-        message, status = failure(exc)
+    async def provision() -> Response:
+        provisioned = await service.register_agent(
+            session,
+            actor=user,
+            household_id=household_id,
+            name=AgentCreate(name=name).name,
+            mqtt_url=settings.resolved_public_mqtt_url(),
+        )
+        # Rendered, not redirected: the secret exists only in this response.
+        return await _detail_page(request, session, user, household_id, provisioned=provisioned)
+
+    async def refused(message: str, status: int) -> Response:
         return await _detail_page(
             request, session, user, household_id, error=message, status_code=status
         )
-    provisioned = await service.register_agent(
-        session,
-        actor=user,
-        household_id=household_id,
-        name=body.name,
-        mqtt_url=settings.resolved_public_mqtt_url(),
+
+    return await submit_form(
+        session, provision, refused, raise_through=(service.HouseholdNotFound,)
     )
-    # Rendered, not redirected: the secret exists only in this response.
-    return await _detail_page(request, session, user, household_id, provisioned=provisioned)
 
 
 @router.post("/households/{household_id}/agents/{agent_id}/revoke", dependencies=[CsrfChecked])

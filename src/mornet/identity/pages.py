@@ -21,12 +21,11 @@ from mornet.identity.auth import (
 from mornet.identity.schemas import ProfileUpdate
 from mornet.web.pages import (
     CsrfChecked,
-    FormFailure,
     end_session,
-    failure,
     redirect,
     render,
     safe_next,
+    submit_form,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -99,7 +98,7 @@ async def update_profile(
     current_password: Annotated[str, Form()] = "",
     new_password: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
+    async def save() -> Response:
         body = ProfileUpdate(
             full_name=full_name or None,
             current_password=current_password or None,
@@ -112,16 +111,18 @@ async def update_profile(
             current_password=body.current_password,
             new_password=body.new_password,
         )
-    except FormFailure as exc:
-        message, status = failure(exc)
+        response = render(request, "identity/profile.html", {"saved": True}, user=user)
+        if body.new_password:
+            # The password change revoked the old token; keep this browser signed in.
+            start_page_session(response, request, user)
+        return response
+
+    async def refused(message: str, status: int) -> Response:
         return render(
             request, "identity/profile.html", {"error": message}, user=user, status_code=status
         )
-    response = render(request, "identity/profile.html", {"saved": True}, user=user)
-    if body.new_password:
-        # The password change revoked the old token; keep this browser signed in.
-        start_page_session(response, request, user)
-    return response
+
+    return await submit_form(session, save, refused)
 
 
 @router.get("/admin")

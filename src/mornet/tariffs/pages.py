@@ -17,11 +17,10 @@ from mornet.tariffs import service
 from mornet.tariffs.schemas import TariffCreate
 from mornet.web.pages import (
     CsrfChecked,
-    FormFailure,
-    failure,
     form_decimal,
     redirect,
     render,
+    submit_form,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -97,21 +96,22 @@ async def admin_add_tariff(
     valid_from: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
 ) -> Response:
-    form = {"resource": resource, "price": price, "valid_from": valid_from, "note": note}
-    try:
+    async def add() -> Response:
         found = await service.get_region(session, region)
-        amount = form_decimal("price", price)
         body = TariffCreate(
             region=found.code,
             resource=resource,
-            price=amount,
+            price=form_decimal("price", price),
             valid_from=_parse_local_time(valid_from, found.timezone),
             note=note,
         )
         await service.add_tariff(session, body, actor_id=admin.id)
-    except FormFailure as exc:
-        message, status = failure(exc)
+        return redirect(f"/admin/tariffs?region={region}")
+
+    async def refused(message: str, status: int) -> Response:
+        form = {"resource": resource, "price": price, "valid_from": valid_from, "note": note}
         return await _admin_page(
             request, session, admin, region=region, form=form, error=message, status_code=status
         )
-    return redirect(f"/admin/tariffs?region={region}")
+
+    return await submit_form(session, add, refused)

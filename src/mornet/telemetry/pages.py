@@ -21,12 +21,11 @@ from mornet.telemetry import service
 from mornet.telemetry.schemas import MeterReadingIn
 from mornet.web.pages import (
     CsrfChecked,
-    FormFailure,
     csrf_token,
-    failure,
     form_decimal,
     redirect,
     render,
+    submit_form,
     templates,
 )
 
@@ -91,7 +90,8 @@ async def meter_reading(
     value: Annotated[str, Form()] = "",
 ) -> Response:
     """A heat or water meter index typed in by the household."""
-    try:
+
+    async def record() -> Response:
         body = MeterReadingIn(resource=resource, value=form_decimal("value", value))
         await service.record_meter_reading(
             session,
@@ -101,10 +101,9 @@ async def meter_reading(
             value=body.value,
             ts=None,
         )
-    except FormFailure as exc:
-        if isinstance(exc, NotFound):
-            raise  # someone else's (or no) household: the 404 page, as everywhere
-        message, status = failure(exc)
+        return redirect(f"/households/{household_id}")
+
+    async def refused(message: str, status: int) -> Response:
         return render(
             request,
             "telemetry/meter_reading.html",
@@ -116,4 +115,6 @@ async def meter_reading(
             user=user,
             status_code=status,
         )
-    return redirect(f"/households/{household_id}")
+
+    # Someone else's (or no) household: the 404 page, as everywhere.
+    return await submit_form(session, record, refused, raise_through=(NotFound,))

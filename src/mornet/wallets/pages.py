@@ -18,11 +18,10 @@ from mornet.identity.auth import PageUser
 from mornet.wallets import service
 from mornet.web.pages import (
     CsrfChecked,
-    FormFailure,
-    failure,
     form_decimal,
     redirect,
     render,
+    submit_form,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -81,22 +80,22 @@ async def send(
     amount: Annotated[str, Form()] = "",
     idempotency_key: Annotated[str, Form()] = "",
 ) -> Response:
-    form = {"token": token, "to": to, "amount": amount}
-    try:
-        value = form_decimal("amount", amount)
+    async def send_tokens() -> Response:
         await service.transfer(
             session,
             chain,
             user_id=user.id,
             token=token.strip().upper(),
             to=to,
-            amount=value,
+            amount=form_decimal("amount", amount),
             idempotency_key=idempotency_key or uuid.uuid4().hex,
         )
-    except FormFailure as exc:
-        # Nothing was queued: every check runs before the transfer is recorded.
-        message, status = failure(exc)
+        return redirect("/wallet")
+
+    async def refused(message: str, status: int) -> Response:
+        form = {"token": token, "to": to, "amount": amount}
         return await _page(
             request, session, chain, user, form=form, error=message, status_code=status
         )
-    return redirect("/wallet")
+
+    return await submit_form(session, send_tokens, refused)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.dependencies import get_platform
 from mornet.errors import MornetError, ValidationFailed, describe
@@ -63,6 +65,32 @@ def failure(exc: ValidationError | MornetError) -> tuple[str, int]:
     if isinstance(exc, ValidationError):
         return describe(exc, readable=True), 422
     return exc.message, exc.status
+
+
+async def submit_form(
+    session: AsyncSession,
+    action: Callable[[], Awaitable[Response]],
+    on_refusal: Callable[[str, int], Awaitable[Response]],
+    *,
+    raise_through: tuple[type[Exception], ...] = (),
+) -> Response:
+    """Run a form's `action` (parse the fields, call the service, answer). Refused — invalid
+    input or a broken rule — the request's transaction is rolled back, so nothing the action
+    did stays, and `on_refusal(message, status)` renders the form again with the reason. An
+    error of a `raise_through` type (someone else's household: 404) gets its error page."""
+    try:
+        return await action()
+    except FormFailure as exc:
+        if isinstance(exc, raise_through):
+            raise
+        # Not a savepoint: on SQLite, one would hold a read snapshot across the action and
+        # its first write could then fail at once as stale. The rollback expired what the
+        # session holds (the signed-in user, say); the page reads them again.
+        await session.rollback()
+        for instance in list(session.identity_map.values()):
+            await session.refresh(instance)
+        message, status = failure(exc)
+        return await on_refusal(message, status)
 
 
 def form_decimal(label: str, text: str) -> Decimal:
