@@ -5,6 +5,7 @@ import tomllib
 import uuid
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.households import service
 from mornet.households.models import EdgeAgent, Household
 from mornet.runtime import Runtime
-from tests.factories import post_household, user_with_token
+from tests.factories import create_household, create_user, post_household, user_with_token
 
 
 async def test_a_user_creates_lists_reads_and_edits_own_households(
@@ -242,3 +243,45 @@ async def test_a_database_dump_can_neither_sign_telemetry_nor_log_in_as_an_agent
     reasons = (await session.scalars(select(DeadLetter.reason))).all()
     assert len(reasons) == len(dumped)
     assert all("signature does not match" in r for r in reasons)
+
+
+async def test_the_admin_household_list_pages_without_gaps_or_overlaps(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    owner, _ = await user_with_token(client, session)
+    _, admin_headers = await user_with_token(client, session, admin=True)
+    for index in range(5):
+        await create_household(session, owner=owner, name=f"House {index}")
+
+    seen: list[str] = []
+    for offset in (0, 2, 4):
+        response = await client.get(
+            "/api/admin/households", params={"offset": offset, "limit": 2}, headers=admin_headers
+        )
+        assert response.status_code == 200
+        page = response.json()
+        assert (page["total"], page["offset"], page["limit"]) == (5, offset, 2)
+        seen += [row["name"] for row in page["items"]]
+    assert sorted(seen) == [f"House {index}" for index in range(5)]
+    assert len(seen) == 5
+
+    too_big = await client.get(
+        "/api/admin/households", params={"limit": 201}, headers=admin_headers
+    )
+    assert too_big.status_code == 422
+
+
+async def test_a_household_is_read_through_the_actors_filter(session: AsyncSession) -> None:
+    """The ownership rule is part of the query: another user's household is not found, an
+    admin's query finds every household."""
+    from mornet.households.service import HouseholdNotFound
+
+    owner = await create_user(session)
+    other = await create_user(session)
+    admin = await create_user(session, admin=True)
+    home = await create_household(session, owner=owner)
+
+    assert (await service.get_household(session, actor=owner, household_id=home.id)).id == home.id
+    assert (await service.get_household(session, actor=admin, household_id=home.id)).id == home.id
+    with pytest.raises(HouseholdNotFound):
+        await service.get_household(session, actor=other, household_id=home.id)

@@ -4,15 +4,13 @@ so ids cannot be probed."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from mornet.dependencies import SessionDep, SettingsDep
 from mornet.households import service
 from mornet.households.schemas import (
     AdminHouseholdOut,
-    AdminHouseholdPage,
     AgentCreate,
     AgentOut,
     AgentProvisioned,
@@ -21,6 +19,7 @@ from mornet.households.schemas import (
     HouseholdUpdate,
 )
 from mornet.identity.auth import AdminUser, CurrentUser
+from mornet.pagination import Page, PageParams, page_of
 
 router = APIRouter(tags=["households"])
 
@@ -117,12 +116,11 @@ async def revoke_agent(
 async def admin_list_households(
     _: AdminUser,
     session: SessionDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> AdminHouseholdPage:
-    rows, total = await service.list_all_households(session, offset=offset, limit=limit)
-    return AdminHouseholdPage(
-        items=[
+    page: PageParams,
+) -> Page[AdminHouseholdOut]:
+    rows, total = await service.list_all_households(session, page=page)
+    return page_of(
+        [
             AdminHouseholdOut(
                 id=r.household.id,
                 name=r.household.name,
@@ -136,5 +134,6 @@ async def admin_list_households(
             )
             for r in rows
         ],
-        total=total,
+        total,
+        page,
     )

@@ -16,6 +16,7 @@ from mornet.dependencies import SessionDep, SettingsDep
 from mornet.households import service
 from mornet.households.schemas import AgentCreate, HouseholdCreate, HouseholdUpdate
 from mornet.identity.auth import PageAdmin, PageUser
+from mornet.pagination import MAX_LIMIT, PageRequest
 from mornet.tariffs import service as tariffs
 from mornet.web.pages import (
     CsrfChecked,
@@ -191,5 +192,5 @@ async def revoke_agent(
 
 @router.get("/admin/households")
 async def admin_households(request: Request, admin: PageAdmin, session: SessionDep) -> Response:
-    rows, total = await service.list_all_households(session, limit=200)
+    rows, total = await service.list_all_households(session, page=PageRequest(limit=MAX_LIMIT))
     return render(request, "households/admin_list.html", {"rows": rows, "total": total}, user=admin)

@@ -5,14 +5,31 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.access import Actor, readable_by
 from mornet.households.models import EdgeAgent, Household
+from mornet.pagination import PageRequest, fetch_page
 
 
 async def get(session: AsyncSession, household_id: uuid.UUID) -> Household | None:
     return await session.get(Household, household_id)
+
+
+def readable(actor: Actor) -> Select[Household]:
+    """The households `actor` may see: their own; every one for an admin."""
+    return select(Household).where(readable_by(actor, Household.owner_id))
+
+
+async def get_readable(
+    session: AsyncSession, actor: Actor, household_id: uuid.UUID
+) -> Household | None:
+    """The household if it exists and `actor` may see it (one query, filtered in SQL)."""
+    household: Household | None = await session.scalar(
+        readable(actor).where(Household.id == household_id)
+    )
+    return household
 
 
 async def list_for_owner(session: AsyncSession, owner_id: uuid.UUID) -> Sequence[Household]:
@@ -42,7 +59,7 @@ async def get_agent(session: AsyncSession, agent_id: uuid.UUID) -> EdgeAgent | N
 
 
 async def list_page_with_agent_counts(
-    session: AsyncSession, *, offset: int, limit: int
+    session: AsyncSession, page: PageRequest
 ) -> tuple[Sequence[tuple[Household, int]], int]:
     active_agents = (
         select(EdgeAgent.household_id, func.count().label("agents"))
@@ -54,12 +71,9 @@ async def list_page_with_agent_counts(
         select(Household, func.coalesce(active_agents.c.agents, 0))
         .outerjoin(active_agents, active_agents.c.household_id == Household.id)
         .order_by(Household.created_at.desc(), Household.id)
-        .offset(offset)
-        .limit(limit)
     )
-    rows = [(household, int(count)) for household, count in (await session.execute(query)).all()]
-    total = await session.scalar(select(func.count()).select_from(Household))
-    return rows, int(total or 0)
+    rows, total = await fetch_page(session, query, page)
+    return [(household, int(count)) for household, count in rows], total
 
 
 async def count(session: AsyncSession) -> int:

@@ -71,8 +71,3 @@ class AdminHouseholdOut(BaseModel):
     owner_id: uuid.UUID
     owner_email: str
     agent_count: int
-
-
-class AdminHouseholdPage(BaseModel):
-    items: list[AdminHouseholdOut]
-    total: int

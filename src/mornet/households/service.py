@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.access import Actor, may_access
+from mornet.access import Actor
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.households import repository
 from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.identity import service as identity
+from mornet.pagination import PageRequest
 from mornet.tariffs import service as tariffs
 from mornet.wire.telemetry import (
     Ed25519PublicKey,
@@ -131,8 +132,8 @@ async def get_household(
     session: AsyncSession, *, actor: Actor, household_id: uuid.UUID
 ) -> Household:
     """The household if the actor may see it; otherwise the same 404 as a missing one."""
-    household = await repository.get(session, household_id)
-    if household is None or not may_access(actor, household.owner_id):
+    household = await repository.get_readable(session, actor, household_id)
+    if household is None:
         raise HouseholdNotFound()
     return household
 
@@ -245,10 +246,10 @@ async def agent_for_gateway(session: AsyncSession, agent_id: uuid.UUID) -> Gatew
 
 
 async def list_all_households(
-    session: AsyncSession, *, offset: int = 0, limit: int = 50
+    session: AsyncSession, *, page: PageRequest = PageRequest()
 ) -> tuple[list[AdminHouseholdRow], int]:
     """Every household with its owner and active agent count (admin console)."""
-    rows, total = await repository.list_page_with_agent_counts(session, offset=offset, limit=limit)
+    rows, total = await repository.list_page_with_agent_counts(session, page)
     owners = await identity.users_by_id(session, (h.owner_id for h, _ in rows))
     return [
         AdminHouseholdRow(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel
 
 from mornet.dependencies import SessionDep
 from mornet.identity import service
@@ -17,13 +16,9 @@ from mornet.identity.schemas import (
     TokenResponse,
     UserOut,
 )
+from mornet.pagination import Page, PageParams, page_of
 
 router = APIRouter(tags=["identity"])
-
-
-class UserPage(BaseModel):
-    items: list[UserOut]
-    total: int
 
 
 def _user_out(user: User) -> UserOut:
@@ -70,9 +65,8 @@ async def update_me(body: ProfileUpdate, user: CurrentUser, session: SessionDep)
 async def list_users(
     _: AdminUser,
     session: SessionDep,
+    page: PageParams,
     search: Annotated[str | None, Query(max_length=100)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> UserPage:
-    users, total = await service.list_users(session, search=search, offset=offset, limit=limit)
-    return UserPage(items=[_user_out(u) for u in users], total=total)
+) -> Page[UserOut]:
+    users, total = await service.list_users(session, search=search, page=page)
+    return page_of([_user_out(u) for u in users], total, page)

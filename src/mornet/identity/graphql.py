@@ -10,6 +10,7 @@ import strawberry
 from mornet.graphql import Info
 from mornet.identity import service
 from mornet.identity.service import User
+from mornet.pagination import MAX_LIMIT, PageRequest
 
 
 @strawberry.type(name="User")
@@ -46,10 +47,6 @@ class IdentityQuery:
         self, info: Info, search: str | None = None, offset: int = 0, limit: int = 50
     ) -> list[UserType]:
         await info.context.admin()
-        users, _ = await service.list_users(
-            info.context.session,
-            search=search,
-            offset=max(offset, 0),
-            limit=min(max(limit, 1), 200),
-        )
+        page = PageRequest(offset=max(offset, 0), limit=min(max(limit, 1), MAX_LIMIT))
+        users, _ = await service.list_users(info.context.session, search=search, page=page)
         return [UserType.of(u) for u in users]

@@ -19,6 +19,7 @@ from mornet.identity.auth import (
     start_page_session,
 )
 from mornet.identity.schemas import ProfileUpdate
+from mornet.pagination import MAX_LIMIT, PageRequest
 from mornet.web.pages import (
     CsrfChecked,
     end_session,
@@ -134,7 +135,9 @@ async def admin_home(_: PageAdmin) -> Response:
 async def admin_users(
     request: Request, admin: PageAdmin, session: SessionDep, search: str | None = None
 ) -> Response:
-    users, total = await service.list_users(session, search=search, limit=200)
+    users, total = await service.list_users(
+        session, search=search, page=PageRequest(limit=MAX_LIMIT)
+    )
     return render(
         request,
         "identity/admin_users.html",

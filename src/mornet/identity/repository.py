@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.identity.models import User
+from mornet.pagination import PageRequest, fetch_page
 
 
 async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -27,17 +28,13 @@ async def get_many(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> Sequ
 
 
 async def list_page(
-    session: AsyncSession, *, search: str | None, offset: int, limit: int
+    session: AsyncSession, *, search: str | None, page: PageRequest
 ) -> tuple[Sequence[User], int]:
     query = select(User)
     if search:
         pattern = f"%{search.lower()}%"
         query = query.where(or_(User.email.like(pattern), func.lower(User.full_name).like(pattern)))
-    total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(User.created_at.desc(), User.id).offset(offset).limit(limit)
-    )
-    return rows.all(), int(total or 0)
+    return await fetch_page(session, query.order_by(User.created_at.desc(), User.id), page)
 
 
 async def all_ids(session: AsyncSession) -> list[uuid.UUID]:

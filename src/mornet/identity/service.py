@@ -22,6 +22,7 @@ from mornet.identity.security import (
     verify_password,
 )
 from mornet.identity.throttle import Attempt
+from mornet.pagination import PageRequest
 
 
 class UserBlocked(Forbidden):
@@ -188,9 +189,10 @@ async def users_by_id(
 
 
 async def list_users(
-    session: AsyncSession, *, search: str | None = None, offset: int = 0, limit: int = 50
+    session: AsyncSession, *, search: str | None = None, page: PageRequest = PageRequest()
 ) -> tuple[Sequence[User], int]:
-    return await repository.list_page(session, search=search, offset=offset, limit=limit)
+    """Newest first; `search` matches the email or the name."""
+    return await repository.list_page(session, search=search, page=page)
 
 
 async def all_user_ids(session: AsyncSession) -> list[uuid.UUID]:
