@@ -11,7 +11,7 @@ from eth_account import Account
 from mornet.bench.harness import scratch_chain, scratch_directory, scratch_sqlite
 from mornet.chain import service as chain
 from mornet.chain.client import ChainClient
-from mornet.chain.models import OperationKind
+from mornet.chain.schemas import OperationKind
 from mornet.chain.submitter import Submitter
 from mornet.db import create_engine, create_sessionmaker, unit_of_work
 
