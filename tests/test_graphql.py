@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.chain.service import ChainHandle
 from mornet.households.models import Household
 from mornet.identity.models import User
 from tests.factories import create_household, user_with_token
@@ -222,3 +223,72 @@ async def test_graphiql_loads_every_asset_from_this_server(client: httpx.AsyncCl
         assert served.status_code == 200, path
         digest = base64.b64encode(hashlib.sha384(served.content).digest()).decode()
         assert integrity == f"sha384-{digest}", path
+
+
+async def test_the_schema_is_a_federation_subgraph_with_keyed_entities(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, headers = await user_with_token(client, session)
+    body = await gql(client, "{ _service { sdl } }", headers)
+    assert "errors" not in body
+    sdl = body["data"]["_service"]["sdl"]
+    assert 'type User @key(fields: "id")' in sdl
+    assert 'type Household @key(fields: "id")' in sdl
+    assert 'type Wallet @key(fields: "address")' in sdl
+    assert "@link(url:" in sdl  # Federation 2
+
+
+ENTITIES = """query($representations: [_Any!]!) {
+  _entities(representations: $representations) {
+    ... on Household { id name }
+    ... on User { id email }
+  }
+}"""
+
+
+async def test_entity_references_resolve_under_the_ownership_rules(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """`_entities` is a way in like any other query: a router resolving references for
+    a caller gets only what that caller may see."""
+    owner, owner_headers = await user_with_token(client, session)
+    _, intruder = await user_with_token(client, session)
+    _, admin_headers = await user_with_token(client, session, admin=True)
+    home = await create_household(session, owner=owner, name="Dacha")
+    household_ref = {"__typename": "Household", "id": str(home.id)}
+    owner_ref = {"__typename": "User", "id": str(owner.id)}
+
+    mine = await gql(client, ENTITIES, owner_headers, representations=[household_ref, owner_ref])
+    assert "errors" not in mine
+    assert mine["data"]["_entities"] == [
+        {"id": str(home.id), "name": "Dacha"},
+        {"id": str(owner.id), "email": owner.email},
+    ]
+    as_admin = await gql(client, ENTITIES, admin_headers, representations=[household_ref])
+    assert as_admin["data"]["_entities"] == [{"id": str(home.id), "name": "Dacha"}]
+
+    foreign = await gql(client, ENTITIES, intruder, representations=[household_ref, owner_ref])
+    assert sorted(error_codes(foreign)) == ["household_not_found", "not_found"]
+    assert foreign["data"] is None or foreign["data"]["_entities"] == [None, None]
+    anonymous = await gql(client, ENTITIES, representations=[household_ref])
+    assert error_codes(anonymous) == ["unauthorized"]
+    garbage = await gql(
+        client, ENTITIES, owner_headers, representations=[{"__typename": "User", "id": "x"}]
+    )
+    assert error_codes(garbage) == ["invalid_reference"]
+
+
+async def test_a_wallet_reference_resolves_only_to_the_callers_own_wallet(
+    client: httpx.AsyncClient, session: AsyncSession, chain: ChainHandle
+) -> None:
+    _, owner_headers = await user_with_token(client, session)
+    _, intruder = await user_with_token(client, session)
+    wallet = await gql(client, "{ wallet { address } }", owner_headers)
+    address = wallet["data"]["wallet"]["address"]
+    query = """query($r: [_Any!]!) { _entities(representations: $r) {
+      ... on Wallet { address } } }"""
+    reference = [{"__typename": "Wallet", "address": address}]
+    own = await gql(client, query, owner_headers, r=reference)
+    assert own["data"]["_entities"] == [{"address": address}]
+    foreign = await gql(client, query, intruder, r=reference)
+    assert error_codes(foreign) == ["wallet_not_found"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
 import strawberry
+import strawberry.federation
 import structlog
 from graphql import (
     FieldNode,
@@ -100,6 +102,8 @@ class GraphQLContext(BaseContext):
         self._user: Any = None
         # GraphQL resolves sibling query fields concurrently; one AsyncSession must not be.
         self.session_lock = asyncio.Lock()
+        # `_entities` resolves its references concurrently, inside one root field.
+        self.reference_lock = asyncio.Lock()
 
     @cached_property
     def _bearer_token(self) -> str | None:
@@ -122,6 +126,14 @@ class GraphQLContext(BaseContext):
 
 
 Info = StrawberryInfo[GraphQLContext, None]
+
+
+def reference_id(value: object) -> uuid.UUID:
+    """The UUID key of an entity reference (a federation router sends it as a string)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise ValidationFailed(f"{value!r} is not an id", code="invalid_reference") from exc
 
 
 def validated(schema: type[SchemaT], **data: Any) -> SchemaT:
@@ -151,8 +163,10 @@ def _formatted(error: GraphQLError) -> GraphQLError:
     )
 
 
-class Schema(strawberry.Schema):
-    """Logs only unexpected errors: a refused or invalid request is an answer, not a fault."""
+class Schema(strawberry.federation.Schema):
+    """One schema for every context, built as an Apollo Federation 2 subgraph: its entities
+    (User, Household, Wallet) carry keys, so a federation router can later compose it with
+    other services. Logs only unexpected errors: a refused request is an answer, not a fault."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import strawberry
 
-from mornet.graphql import Info, validated
+from mornet.graphql import Info, reference_id, validated
 from mornet.households import service
 from mornet.households.schemas import HouseholdCreate
 
@@ -20,7 +20,7 @@ class AgentType:
     revoked_at: datetime | None
 
 
-@strawberry.type(name="Household")
+@strawberry.federation.type(name="Household", keys=["id"])
 class HouseholdType:
     id: uuid.UUID
     name: str
@@ -45,6 +45,16 @@ class HouseholdType:
                 for a in detail.agents
             ],
         )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: object) -> HouseholdType:
+        """A reference from another subgraph, under the same ownership rule as `household`."""
+        async with info.context.reference_lock:
+            user = await info.context.user()
+            detail = await service.household_detail(
+                info.context.session, actor=user, household_id=reference_id(id)
+            )
+            return cls.of(detail)
 
 
 @strawberry.type

@@ -7,13 +7,14 @@ from datetime import datetime
 
 import strawberry
 
-from mornet.graphql import Info
+from mornet.errors import NotFound
+from mornet.graphql import Info, reference_id
 from mornet.identity import service
 from mornet.identity.service import User
 from mornet.pagination import MAX_LIMIT, PageRequest
 
 
-@strawberry.type(name="User")
+@strawberry.federation.type(name="User", keys=["id"])
 class UserType:
     id: uuid.UUID
     email: str
@@ -34,6 +35,16 @@ class UserType:
             created_at=user.created_at,
             blocked_at=user.blocked_at,
         )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: object) -> UserType:
+        """A reference from another subgraph: the caller themself, or anyone for an admin."""
+        async with info.context.reference_lock:
+            caller = await info.context.user()
+            user_id = reference_id(id)
+            if user_id != caller.id and not caller.is_admin:
+                raise NotFound("no such user")
+            return cls.of(await service.get_user(info.context.session, user_id))
 
 
 @strawberry.type

@@ -8,8 +8,10 @@ from decimal import Decimal
 import strawberry
 
 from mornet.chain.dependencies import chain_of
+from mornet.errors import NotFound
 from mornet.graphql import Info, validated
 from mornet.wallets import service
+from mornet.wallets.models import Wallet
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest
 
 
@@ -24,11 +26,34 @@ class EntryType:
     """One line of a wallet's history: the REST schema, served as a GraphQL type."""
 
 
-@strawberry.type(name="Wallet")
+@strawberry.federation.type(name="Wallet", keys=["address"])
 class WalletType:
     address: str
     balances: list[BalanceType]
     transactions: list[EntryType]
+
+    @classmethod
+    async def of(cls, info: Info, wallet: Wallet) -> WalletType:
+        balances = await service.balances(chain_of(info.context.platform), wallet)
+        entries = await service.history(info.context.session, wallet)
+        return cls(
+            address=wallet.address,
+            balances=[BalanceType(token=t, amount=a) for t, a in balances.items()],
+            transactions=[
+                EntryType.from_pydantic(HistoryEntryOut.model_validate(e, from_attributes=True))
+                for e in entries
+            ],
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, address: object) -> WalletType:
+        """A reference from another subgraph: only the caller's own wallet resolves."""
+        async with info.context.reference_lock:
+            user = await info.context.user()
+            wallet = await service.wallet_of(info.context.session, user.id)
+            if str(address).lower() != wallet.address.lower():
+                raise NotFound("no such wallet", code="wallet_not_found")
+            return await cls.of(info, wallet)
 
 
 @strawberry.type(name="TransferResult")
@@ -44,18 +69,7 @@ class WalletsQuery:
     @strawberry.field(description="The caller's wallet: address, balances from the chain, history.")
     async def wallet(self, info: Info) -> WalletType:
         user = await info.context.user()
-        session = info.context.session
-        wallet = await service.wallet_of(session, user.id)
-        balances = await service.balances(chain_of(info.context.platform), wallet)
-        entries = await service.history(session, wallet)
-        return WalletType(
-            address=wallet.address,
-            balances=[BalanceType(token=t, amount=a) for t, a in balances.items()],
-            transactions=[
-                EntryType.from_pydantic(HistoryEntryOut.model_validate(e, from_attributes=True))
-                for e in entries
-            ],
-        )
+        return await WalletType.of(info, await service.wallet_of(info.context.session, user.id))
 
 
 @strawberry.type
