@@ -10,7 +10,7 @@ from fastapi import Request
 from mornet.accounts import service
 from mornet.graphql import Info, validated
 from mornet.identity.auth import registration_attempt
-from mornet.identity.graphql import UserType
+from mornet.identity.graphql import UserType, user_type
 from mornet.identity.schemas import RegisterRequest
 
 
@@ -29,12 +29,12 @@ class AccountsMutation:
             full_name=body.full_name,
             attempt=registration_attempt(request),
         )
-        return UserType.of(user)
+        return user_type(user)
 
     @strawberry.mutation(description="Admin: block a user; their tokens stop working at once.")
     async def block_user(self, info: Info, user_id: uuid.UUID) -> UserType:
         admin = await info.context.admin()
-        return UserType.of(
+        return user_type(
             await service.set_account_blocked(
                 info.context.session, actor=admin, user_id=user_id, blocked=True
             )
@@ -43,7 +43,7 @@ class AccountsMutation:
     @strawberry.mutation(description="Admin: unblock a user.")
     async def unblock_user(self, info: Info, user_id: uuid.UUID) -> UserType:
         admin = await info.context.admin()
-        return UserType.of(
+        return user_type(
             await service.set_account_blocked(
                 info.context.session, actor=admin, user_id=user_id, blocked=False
             )

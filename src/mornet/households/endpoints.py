@@ -25,16 +25,7 @@ router = APIRouter(tags=["households"])
 
 
 def household_out(detail: service.HouseholdDetail) -> HouseholdOut:
-    h = detail.household
-    return HouseholdOut(
-        id=h.id,
-        name=h.name,
-        address=h.address,
-        region=h.region_code,
-        status=h.status,
-        created_at=h.created_at,
-        agents=[AgentOut.model_validate(a) for a in detail.agents],
-    )
+    return HouseholdOut.of(detail.household, detail.agents)
 
 
 @router.post("/households", status_code=status.HTTP_201_CREATED)

@@ -3,48 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 from mornet.graphql import Info, reference_id, validated
 from mornet.households import service
-from mornet.households.schemas import HouseholdCreate
+from mornet.households.schemas import AgentOut, HouseholdCreate, HouseholdOut
 
 
-@strawberry.type(name="EdgeAgent")
+@strawberry.experimental.pydantic.type(model=AgentOut, all_fields=True, name="EdgeAgent")
 class AgentType:
-    id: uuid.UUID
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
+    """The REST schema, served as a GraphQL type."""
 
 
-@strawberry.federation.type(name="Household", keys=["id"])
+@strawberry.experimental.pydantic.type(
+    model=HouseholdOut, all_fields=True, name="Household", directives=[Key(fields=FieldSet("id"))]
+)
 class HouseholdType:
-    id: uuid.UUID
-    name: str
-    address: str
-    region: str
-    status: str
-    created_at: datetime
-    agents: list[AgentType]
+    """The REST schema, served as a GraphQL type (and a federation entity keyed by id)."""
 
-    @classmethod
-    def of(cls, detail: service.HouseholdDetail) -> HouseholdType:
-        h = detail.household
-        return cls(
-            id=h.id,
-            name=h.name,
-            address=h.address,
-            region=h.region_code,
-            status=str(h.status),
-            created_at=h.created_at,
-            agents=[
-                AgentType(id=a.id, name=a.name, created_at=a.created_at, revoked_at=a.revoked_at)
-                for a in detail.agents
-            ],
-        )
+    status: str
+    agents: list[AgentType]
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: object) -> HouseholdType:
@@ -54,7 +35,11 @@ class HouseholdType:
             detail = await service.household_detail(
                 info.context.session, actor=user, household_id=reference_id(id)
             )
-            return cls.of(detail)
+            return household_type(detail)
+
+
+def household_type(detail: service.HouseholdDetail) -> HouseholdType:
+    return HouseholdType.from_pydantic(HouseholdOut.of(detail.household, detail.agents))
 
 
 @strawberry.type
@@ -63,13 +48,13 @@ class HouseholdsQuery:
     async def households(self, info: Info) -> list[HouseholdType]:
         user = await info.context.user()
         details = await service.list_own_households(info.context.session, owner=user)
-        return [HouseholdType.of(d) for d in details]
+        return [household_type(d) for d in details]
 
     @strawberry.field(description="One household, if it is the caller's (or the caller is admin).")
     async def household(self, info: Info, id: uuid.UUID) -> HouseholdType:
         user = await info.context.user()
         detail = await service.household_detail(info.context.session, actor=user, household_id=id)
-        return HouseholdType.of(detail)
+        return household_type(detail)
 
 
 @strawberry.type
@@ -87,4 +72,4 @@ class HouseholdsMutation:
             address=body.address,
             region_code=body.region,
         )
-        return HouseholdType.of(service.HouseholdDetail(household, []))
+        return household_type(service.HouseholdDetail(household, []))

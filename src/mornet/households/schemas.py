@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from mornet.households.models import HouseholdStatus
+from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.tariffs.schemas import RegionCode
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -43,6 +44,18 @@ class HouseholdOut(BaseModel):
     status: HouseholdStatus
     created_at: datetime
     agents: list[AgentOut]
+
+    @classmethod
+    def of(cls, household: Household, agents: Sequence[EdgeAgent]) -> HouseholdOut:
+        return cls(
+            id=household.id,
+            name=household.name,
+            address=household.address,
+            region=household.region_code,
+            status=household.status,
+            created_at=household.created_at,
+            agents=[AgentOut.model_validate(a) for a in agents],
+        )
 
 
 class AgentCreate(BaseModel):

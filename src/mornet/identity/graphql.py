@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-
 import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 from mornet.errors import NotFound
 from mornet.graphql import Info, reference_id
 from mornet.identity import service
+from mornet.identity.schemas import UserOut
 from mornet.identity.service import User
 from mornet.pagination import MAX_LIMIT, PageRequest
 
 
-@strawberry.federation.type(name="User", keys=["id"])
+@strawberry.experimental.pydantic.type(
+    model=UserOut, all_fields=True, name="User", directives=[Key(fields=FieldSet("id"))]
+)
 class UserType:
-    id: uuid.UUID
-    email: str
-    full_name: str
+    """The REST schema, served as a GraphQL type (and a federation entity keyed by id)."""
+
     role: str
     status: str
-    created_at: datetime
-    blocked_at: datetime | None
-
-    @classmethod
-    def of(cls, user: User) -> UserType:
-        return cls(
-            id=user.id,
-            email=user.email,
-            full_name=user.full_name,
-            role=str(user.role),
-            status=str(user.status),
-            created_at=user.created_at,
-            blocked_at=user.blocked_at,
-        )
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: object) -> UserType:
@@ -44,14 +31,18 @@ class UserType:
             user_id = reference_id(id)
             if user_id != caller.id and not caller.is_admin:
                 raise NotFound("no such user")
-            return cls.of(await service.get_user(info.context.session, user_id))
+            return user_type(await service.get_user(info.context.session, user_id))
+
+
+def user_type(user: User) -> UserType:
+    return UserType.from_pydantic(UserOut.model_validate(user))
 
 
 @strawberry.type
 class IdentityQuery:
     @strawberry.field(description="The authenticated user.")
     async def me(self, info: Info) -> UserType:
-        return UserType.of(await info.context.user())
+        return user_type(await info.context.user())
 
     @strawberry.field(description="Admin: every user, newest first.")
     async def users(
@@ -60,4 +51,4 @@ class IdentityQuery:
         await info.context.admin()
         page = PageRequest(offset=max(offset, 0), limit=min(max(limit, 1), MAX_LIMIT))
         users, _ = await service.list_users(info.context.session, search=search, page=page)
-        return [UserType.of(u) for u in users]
+        return [user_type(u) for u in users]

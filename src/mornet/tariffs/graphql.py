@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,32 +11,18 @@ from mornet.db import utcnow
 from mornet.errors import ValidationFailed
 from mornet.graphql import Info, validated
 from mornet.tariffs import service
-from mornet.tariffs.schemas import TariffCreate
+from mornet.tariffs.schemas import TariffCreate, TariffOut
 
 
-@strawberry.type(name="Tariff")
+@strawberry.experimental.pydantic.type(model=TariffOut, all_fields=True, name="Tariff")
 class TariffType:
-    id: uuid.UUID
-    resource: str
-    price: Decimal
-    unit: str
-    currency: str
-    valid_from: datetime
-    is_sample: bool
-    note: str
+    """The REST schema, served as a GraphQL type (one definition of the fields)."""
 
-    @classmethod
-    def of(cls, quote: service.TariffQuote) -> TariffType:
-        return cls(
-            id=quote.id,
-            resource=str(quote.resource),
-            price=quote.price,
-            unit=quote.unit,
-            currency=quote.currency,
-            valid_from=quote.valid_from,
-            is_sample=quote.is_sample,
-            note=quote.note,
-        )
+    resource: str
+
+
+def tariff_type(quote: service.TariffQuote) -> TariffType:
+    return TariffType.from_pydantic(TariffOut.model_validate(quote))
 
 
 @strawberry.type(name="RegionTariffs")
@@ -58,7 +43,7 @@ class TariffsQuery:
             raise ValidationFailed("`at` needs a time zone, e.g. 2026-01-01T00:00:00Z")
         found, quotes = await service.tariffs_in_force(info.context.session, region, moment)
         return RegionTariffsType(
-            region=found.code, at=moment, tariffs=[TariffType.of(q) for q in quotes]
+            region=found.code, at=moment, tariffs=[tariff_type(q) for q in quotes]
         )
 
 
@@ -84,4 +69,4 @@ class TariffsMutation:
             note=note,
         )
         quote = await service.add_tariff(info.context.session, body, actor_id=admin.id)
-        return TariffType.of(quote)
+        return tariff_type(quote)
