@@ -17,7 +17,7 @@ from mornet.chain import endpoints as chain_api
 from mornet.chain.dependencies import ChainHost
 from mornet.config import Settings
 from mornet.dependencies import Platform, PlatformDep, SessionDep
-from mornet.errors import install_error_handlers
+from mornet.errors import declare_error_responses, install_error_handlers
 from mornet.graphql import GraphQLContext, OfflineGraphQLRouter, Schema, UnitOfWork, limits
 from mornet.households import endpoints as households_api
 from mornet.households import graphql as households_graphql
@@ -119,6 +119,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     ):
         api.include_router(router)
     app.include_router(api)
+    declare_error_responses(app.routes)
 
     app.include_router(
         OfflineGraphQLRouter(

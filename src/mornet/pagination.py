@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+MAX_OFFSET = 1_000_000_000
+"""Beyond any list here, and within a 64-bit OFFSET on every database."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class PageRequest:
 
 
 def page_request(
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items in the page.")] = 50,
 ) -> PageRequest:
     return PageRequest(offset=offset, limit=limit)

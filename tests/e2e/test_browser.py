@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.platform import running_platform
 
 pytestmark = pytest.mark.browser
 
@@ -33,61 +30,12 @@ ADMIN_EMAIL = "operator@example.com"
 ADMIN_PASSWORD = "operator-password"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("platform")
-    env = {**os.environ, "MORNET_DATA_DIR": str(data_dir), "MORNET_ANVIL_PORT": str(_free_port())}
-    env.pop("MORNET_DATABASE_URL", None)
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mornet",
-            "admin",
-            "create",
-            "--email",
-            ADMIN_EMAIL,
-            "--password",
-            ADMIN_PASSWORD,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
-    port = _free_port()
-    log = (data_dir / "up.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mornet", "up", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("mornet up did not start:\n" + Path(log.name).read_text())
-            time.sleep(0.2)
+    with running_platform(
+        tmp_path_factory.mktemp("platform"), admin=(ADMIN_EMAIL, ADMIN_PASSWORD)
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,32 @@ async def test_meter_readings_enter_the_same_pipeline(
         assert refused.status_code == 422, bad
 
 
+async def test_an_impossible_meter_step_is_refused_with_the_reason(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Found by the OpenAPI contract run: a meter index far beyond what a household can use
+    since its previous one was a 500; it is the household's input, so a 422 that says why."""
+    _, headers = await user_with_token(client, session)
+    agent = await provision(client, headers)
+    hid = agent.household_id
+    first = await client.post(
+        f"/api/households/{hid}/meter-readings",
+        json={"resource": "W", "value": "10", "ts": T0.isoformat()},
+        headers=headers,
+    )
+    assert first.status_code == 201
+    jump = await client.post(
+        f"/api/households/{hid}/meter-readings",
+        json={"resource": "W", "value": 9421630, "ts": (T0 + timedelta(minutes=1)).isoformat()},
+        headers=headers,
+    )
+    assert jump.status_code == 422
+    assert jump.json()["error"]["code"] == "implausible_meter_step"
+    assert "exceeds the physical bound" in jump.json()["error"]["message"]
+    readings = await client.get(f"/api/households/{hid}/readings", params=WINDOW, headers=headers)
+    assert [r["counter"] for r in readings.json()] == ["10.000000"]
+
+
 async def test_another_users_telemetry_is_unreachable(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
 ) -> None:

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Request, status
 
 from mornet.accounts import service
 from mornet.dependencies import CipherDep, SessionDep
+from mornet.errors import answers
 from mornet.identity.auth import AdminUser, registration_attempt
 from mornet.identity.schemas import RegisterRequest, UserOut
 
 router = APIRouter(tags=["identity"])
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED, responses=answers(409, 429))
 async def register(
     body: RegisterRequest, request: Request, session: SessionDep, cipher: CipherDep
 ) -> UserOut:
@@ -29,13 +30,13 @@ async def register(
     return UserOut.model_validate(user)
 
 
-@router.post("/admin/users/{user_id}/block")
+@router.post("/admin/users/{user_id}/block", responses=answers(409))
 async def block_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
     user = await service.set_account_blocked(session, actor=admin, user_id=user_id, blocked=True)
     return UserOut.model_validate(user)
 
 
-@router.post("/admin/users/{user_id}/unblock")
+@router.post("/admin/users/{user_id}/unblock", responses=answers(409))
 async def unblock_user(user_id: uuid.UUID, admin: AdminUser, session: SessionDep) -> UserOut:
     user = await service.set_account_blocked(session, actor=admin, user_id=user_id, blocked=False)
     return UserOut.model_validate(user)

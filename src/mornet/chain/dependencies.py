@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from mornet.chain.service import ChainHandle
 from mornet.dependencies import platform_of
+from mornet.errors import may_answer
 
 
 class ChainHost(Protocol):
@@ -21,6 +22,7 @@ def chain_of(platform: object) -> ChainHandle | None:
     return host.chain
 
 
+@may_answer(503)
 def get_chain(request: Request) -> ChainHandle | None:
     return chain_of(platform_of(request))
 

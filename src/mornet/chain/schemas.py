@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, StringConstraints
 
@@ -16,6 +16,7 @@ from mornet.chain.models import ChainOperation
 from mornet.chain.models import OperationKind as OperationKind
 from mornet.chain.models import OperationStatus as OperationStatus
 from mornet.errors import ValidationFailed
+from mornet.fields import DecimalText
 
 MAX_TOKENS = Decimal("1e30")
 """The largest amount one move may carry (far above any supply, far below 2^256 base units)."""
@@ -51,17 +52,11 @@ def from_base_units(value: int) -> Decimal:
 IdempotencyKey = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)
 ]
-TokenSymbol = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=8)]
+TokenSymbol = Literal["GCC", "E", "H", "W", "GCM"]
+"""The platform's tokens (chain.contracts.TOKENS, which a test keeps equal to this)."""
 TokenAmount = Annotated[
     Decimal,
-    Field(
-        gt=0,
-        le=MAX_TOKENS,
-        decimal_places=DECIMALS,
-        allow_inf_nan=False,
-        description=f"Tokens, as a decimal string: positive, at most {DECIMALS} decimal "
-        "places (never rounded), at most 10^30",
-    ),
+    DecimalText(places=DECIMALS, digits=30, positive=True, description="Tokens, never rounded."),
 ]
 
 

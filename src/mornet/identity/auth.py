@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.dependencies import SessionDep, platform_of
-from mornet.errors import Forbidden, Unauthorized
+from mornet.errors import Forbidden, Unauthorized, may_answer
 from mornet.identity import service
 from mornet.identity.models import User
 from mornet.identity.service import TokenSettings
@@ -55,6 +55,7 @@ async def user_for_bearer(session: AsyncSession, host: IdentityHost, token: str 
     return await service.user_for_token(session, token, host.tokens)
 
 
+@may_answer(401, 403)
 async def current_user(
     session: SessionDep,
     host: IdentityDep,
@@ -71,6 +72,7 @@ async def current_user(
 CurrentUser = Annotated[User, Depends(current_user)]
 
 
+@may_answer(403)
 async def current_admin(user: CurrentUser) -> User:
     if not user.is_admin:
         raise Forbidden("this needs the admin role", code="admin_only")

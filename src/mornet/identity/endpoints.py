@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from mornet.dependencies import SessionDep
+from mornet.errors import answers
 from mornet.identity import service
 from mornet.identity.auth import AdminUser, CurrentUser, IdentityDep, login_attempt
 from mornet.identity.models import User
@@ -25,7 +26,7 @@ def _user_out(user: User) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses=answers(401, 429))
 async def login(
     body: LoginRequest, request: Request, session: SessionDep, host: IdentityDep
 ) -> TokenResponse:

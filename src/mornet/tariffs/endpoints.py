@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime
 
 from mornet.dependencies import SessionDep
+from mornet.errors import answers
+from mornet.fields import Moment
 from mornet.identity.auth import AdminUser
 from mornet.resources import Resource
 from mornet.tariffs import service
@@ -36,9 +37,7 @@ async def list_regions(session: SessionDep) -> list[RegionOut]:
 async def tariffs_for_region(
     region: str,
     session: SessionDep,
-    at: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 time with zone; default now")
-    ] = None,
+    at: Annotated[Moment | None, Query(description="ISO 8601 time with zone; default now")] = None,
 ) -> RegionTariffs:
     moment: datetime = at or datetime.now().astimezone()
     found, quotes = await service.tariffs_in_force(session, region, moment)
@@ -52,13 +51,13 @@ async def tariff_history(
     return [tariff_out(q) for q in await service.tariff_history(session, region, resource)]
 
 
-@router.post("/admin/tariffs", status_code=status.HTTP_201_CREATED)
+@router.post("/admin/tariffs", status_code=status.HTTP_201_CREATED, responses=answers(404, 409))
 async def add_tariff(body: TariffCreate, admin: AdminUser, session: SessionDep) -> TariffOut:
     quote = await service.add_tariff(session, body, actor_id=admin.id)
     return tariff_out(quote)
 
 
-@router.post("/admin/regions", status_code=status.HTTP_201_CREATED)
+@router.post("/admin/regions", status_code=status.HTTP_201_CREATED, responses=answers(409))
 async def create_region(body: RegionCreate, _: AdminUser, session: SessionDep) -> RegionOut:
     region = await service.create_region(
         session, code=body.code, name=body.name, timezone=body.timezone

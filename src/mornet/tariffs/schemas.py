@@ -4,21 +4,41 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
+from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from mornet.fields import DecimalText, Moment
 from mornet.resources import Resource
 from mornet.tariffs.models import PRICE_SCALE
 
 
-def _upper(value: object) -> object:
-    return value.strip().upper() if isinstance(value, str) else value
+def _upper(value: str) -> str:
+    return value.upper()
+
+
+def _known_zone(value: str) -> str:
+    if value not in available_timezones():
+        raise ValueError(f"unknown time zone {value!r}")
+    return value
 
 
 RegionCode = Annotated[
-    str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+    str,
+    StringConstraints(pattern=r"^[A-Za-z]{2}-[A-Za-z0-9]{1,3}$"),
+    AfterValidator(_upper),
 ]
-Price = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=PRICE_SCALE)]
+"""ISO 3166-2 (RU-MOW); any case on input, upper case once read."""
+Price = Annotated[Decimal, DecimalText(places=PRICE_SCALE, digits=14 - PRICE_SCALE, positive=True)]
+TimeZone = Annotated[
+    str,
+    Field(
+        default="Europe/Moscow",
+        json_schema_extra={"enum": sorted(available_timezones())},
+        description="An IANA time zone.",
+    ),
+    AfterValidator(_known_zone),
+]
 
 
 class RegionOut(BaseModel):
@@ -33,7 +53,7 @@ class RegionOut(BaseModel):
 class RegionCreate(BaseModel):
     code: RegionCode
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    timezone: str = Field(default="Europe/Moscow", max_length=64)
+    timezone: TimeZone = "Europe/Moscow"
 
 
 class TariffOut(BaseModel):
@@ -61,6 +81,6 @@ class TariffCreate(BaseModel):
     region: RegionCode
     resource: Resource
     price: Price
-    valid_from: AwareDatetime | None = None
+    valid_from: Moment | None = None
     """When the price starts to apply; now if omitted. Never before the latest existing one."""
     note: str = Field(default="", max_length=500)

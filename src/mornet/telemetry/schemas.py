@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from mornet.fields import DecimalText, Moment
 from mornet.resources import Resource
 from mornet.wire.telemetry import MAX_READINGS_PER_MESSAGE
 
@@ -35,7 +36,7 @@ def _plausible_time(value: datetime) -> datetime:
     return moment
 
 
-ReadingTime = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+ReadingTime = Annotated[Moment, AfterValidator(_plausible_time)]
 
 # Vendor spellings accepted on the wire → (canonical field, factor to the canonical unit).
 VENDOR_UNITS: dict[str, tuple[str, Decimal]] = {
@@ -179,9 +180,15 @@ class ConsumptionPoint(BaseModel):
     unit: str
 
 
+MeterIndex = Annotated[
+    Decimal,
+    DecimalText(places=6, digits=12, positive=False, description="The index the meter shows."),
+]
+
+
 class MeterReadingIn(BaseModel):
     resource: Literal["H", "W"]
-    value: Measure
+    value: MeterIndex
     ts: ReadingTime | None = None
 
 

@@ -386,9 +386,13 @@ async def record_meter_reading(
             "a meter reading cannot be from the future", code="reading_in_future"
         )
     reading = NormalisedReading.of_meter(resource=resource, value=value, ts=moment)
-    return await store_batch(
-        session, NormalisedBatch(household_id=household.id, agent_id=None, readings=[reading])
-    )
+    try:
+        return await store_batch(
+            session, NormalisedBatch(household_id=household.id, agent_id=None, readings=[reading])
+        )
+    except ImplausibleStep as exc:
+        # From an agent this is a dead letter; typed in by a person, it is their input.
+        raise ValidationFailed(str(exc), code="implausible_meter_step") from exc
 
 
 @dataclass(frozen=True)

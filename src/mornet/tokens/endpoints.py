@@ -10,6 +10,7 @@ from mornet.chain import service as chain
 from mornet.chain.dependencies import ChainDep
 from mornet.chain.schemas import OperationKind, OperationOut
 from mornet.dependencies import SessionDep
+from mornet.errors import answers
 from mornet.identity.auth import AdminUser
 from mornet.tokens import service
 from mornet.tokens.schemas import ParameterOut, ParameterUpdate, TokenMoveRequest
@@ -37,7 +38,7 @@ async def _move(
     return operation
 
 
-@router.post("/token/mint", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/token/mint", status_code=status.HTTP_202_ACCEPTED, responses=answers(404, 409))
 async def mint(
     body: TokenMoveRequest, admin: AdminUser, session: SessionDep, handle: ChainDep
 ) -> OperationOut:
@@ -45,7 +46,7 @@ async def mint(
     return await _move(OperationKind.MINT, body, admin, session, handle)
 
 
-@router.post("/token/burn", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/token/burn", status_code=status.HTTP_202_ACCEPTED, responses=answers(404, 409))
 async def burn(
     body: TokenMoveRequest, admin: AdminUser, session: SessionDep, handle: ChainDep
 ) -> OperationOut:

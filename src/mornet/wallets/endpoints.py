@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from mornet.chain.dependencies import ChainDep
 from mornet.chain.schemas import OperationOut
 from mornet.dependencies import SessionDep
+from mornet.errors import answers
 from mornet.identity.auth import CurrentUser
 from mornet.wallets import service
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest, WalletOut
@@ -33,7 +34,7 @@ async def wallet_transactions(
     return [HistoryEntryOut.model_validate(e, from_attributes=True) for e in entries]
 
 
-@router.post("/wallet/transfers", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/wallet/transfers", status_code=status.HTTP_202_ACCEPTED, responses=answers(404, 409))
 async def transfer(
     body: TransferRequest, user: CurrentUser, session: SessionDep, chain: ChainDep
 ) -> OperationOut:

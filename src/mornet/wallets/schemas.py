@@ -28,6 +28,6 @@ class HistoryEntryOut(BaseModel):
 
 class TransferRequest(BaseModel):
     token: TokenSymbol
-    to: str = Field(max_length=320, description="The receiver's email or address")
+    to: str = Field(min_length=1, max_length=320, description="The receiver's email or address")
     amount: TokenAmount
     idempotency_key: IdempotencyKey
