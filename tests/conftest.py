@@ -141,3 +141,21 @@ async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+async def rabbit_queue() -> AsyncIterator[str]:
+    """A RabbitMQ queue name private to the test; the queue and its dead letters are deleted
+    afterwards."""
+    import aio_pika
+
+    from mornet.bus import dead_letter_queue
+    from tests.brokers import AMQP_URL
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
+        await channel.queue_delete(dead_letter_queue(name))

@@ -7,13 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-import aio_pika
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet import outbox
-from mornet.bus import Bus, InProcessBus, RabbitBus, dead_letter_queue
+from mornet.bus import Bus, InProcessBus, RabbitBus
 from mornet.db import unit_of_work
 from mornet.outbox import (
     DomainEvent,
@@ -241,17 +240,6 @@ async def test_published_events_and_old_processed_ids_are_pruned(
     # What is not published yet stays, however old.
     assert left == [waiting]
     assert processed == 0
-
-
-@pytest.fixture
-async def rabbit_queue() -> AsyncIterator[str]:
-    name = f"test-events-{uuid.uuid4().hex[:10]}"
-    yield name
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.queue_delete(name)
-        await channel.queue_delete(dead_letter_queue(name))
 
 
 async def test_events_cross_rabbitmq_and_a_republished_event_is_handled_once(

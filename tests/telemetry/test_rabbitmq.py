@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
-import aio_pika
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.bus import READINGS, RabbitBus, dead_letter_queue
+from mornet.bus import READINGS, RabbitBus
 from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from tests.brokers import AMQP_URL
@@ -21,19 +17,8 @@ from tests.telemetry.helpers import plug, provision
 from tests.telemetry.test_mqtt import stored
 
 
-@pytest.fixture
-async def queue_name() -> AsyncIterator[str]:
-    name = f"test-readings-{uuid.uuid4().hex[:10]}"
-    yield name
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        await channel.queue_delete(name)
-        await channel.queue_delete(dead_letter_queue(name))
-
-
 async def test_gateway_to_rabbitmq_to_storage_survives_a_consumer_crash(
-    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, queue_name: str
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime, rabbit_queue: str
 ) -> None:
     _, headers = await user_with_token(client, session)
     agent = await provision(client, headers)
@@ -51,7 +36,7 @@ async def test_gateway_to_rabbitmq_to_storage_survives_a_consumer_crash(
             handled.set()
             await asyncio.sleep(3600)  # stuck: never acknowledges again
 
-    await crashing.consume(READINGS, queue_name, slow_then_die)
+    await crashing.consume(READINGS, rabbit_queue, slow_then_die)
     total = 150
     for seq in range(total):
         assert await gateway.handle(agent.topic, agent.message([plug(seq, 1000.0 + seq)]))
@@ -60,7 +45,7 @@ async def test_gateway_to_rabbitmq_to_storage_survives_a_consumer_crash(
 
     survivor = RabbitBus(AMQP_URL)
     second = ReadingsConsumer(runtime.sessions)
-    await survivor.consume(READINGS, queue_name, second.handle)
+    await survivor.consume(READINGS, rabbit_queue, second.handle)
     try:
         expected = {("plug-1", s) for s in range(total)}
 
