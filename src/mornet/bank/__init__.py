@@ -1,0 +1,1 @@
+"""Bank gateway: roubles in and out through T-Bank's acquiring protocol (in progress)."""
