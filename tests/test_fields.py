@@ -82,3 +82,13 @@ def test_a_moment_is_iso_8601_never_a_unix_time() -> None:
 
 def test_the_documented_tokens_are_the_deployed_ones() -> None:
     assert set(get_args(TokenSymbol)) == set(TOKENS)
+
+
+def test_text_is_bounded_as_sent_and_stored_trimmed() -> None:
+    from mornet.fields import TrimmedText
+
+    adapter = TypeAdapter(Annotated[str, TrimmedText(5)])
+    assert adapter.validate_python("  ab ") == "ab"
+    for bad in ("", "   ", " abcde"):  # nothing but whitespace; six characters as sent
+        with pytest.raises(ValidationError):
+            adapter.validate_python(bad)

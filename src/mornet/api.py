@@ -13,6 +13,9 @@ from mornet import __version__
 from mornet.accounts import endpoints as accounts_api
 from mornet.accounts import graphql as accounts_graphql
 from mornet.accounts import pages as accounts_pages
+from mornet.bank import endpoints as bank_api
+from mornet.bank.dependencies import BankHost
+from mornet.bank.runtime import open_bank
 from mornet.chain import endpoints as chain_api
 from mornet.chain.dependencies import ChainHost
 from mornet.config import Settings
@@ -75,7 +78,12 @@ async def graphql_context(
 def _as_platform(runtime: Runtime) -> Platform:
     """The runtime is the platform every layer reads through its own protocol; the tuple
     makes mypy check that it satisfies each of them."""
-    protocols: tuple[Platform, IdentityHost, ChainHost] = (runtime, runtime, runtime)
+    protocols: tuple[Platform, IdentityHost, ChainHost, BankHost] = (
+        runtime,
+        runtime,
+        runtime,
+        runtime,
+    )
     return protocols[0]
 
 
@@ -101,6 +109,8 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = _as_platform(runtime)
+    if runtime.bank is None:
+        runtime.bank = open_bank(runtime.settings, runtime.secrets, app)
     # Sections other contexts add to the household page.
     app.state.household_panels = [telemetry_pages.today_panel]
     install_error_handlers(app, render_page=web_pages.render_error_page)
@@ -110,6 +120,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     for router in (
         identity_api.router,
         accounts_api.router,
+        bank_api.router,
         chain_api.router,
         households_api.router,
         tariffs_api.router,

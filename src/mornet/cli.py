@@ -96,6 +96,8 @@ def up(
 
     if mqtt_port is not None:
         os.environ["MORNET_MQTT_PORT"] = str(mqtt_port)
+    # The bank sends payers back (and notifications) here unless an operator says otherwise.
+    os.environ.setdefault("MORNET_PUBLIC_URL", f"http://{host}:{port}")
     runtime = _runtime()
     console.print(
         f"MorNet on http://{host}:{port}  (data: {runtime.settings.data_dir.resolve()}, "

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import secrets
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -87,6 +88,20 @@ class Settings(BaseSettings):
     registration_limit: int = Field(default=10, ge=1)
     """Registrations per client address within the throttle window."""
     throttle_window_minutes: float = Field(default=15, gt=0)
+    public_url: str = "http://127.0.0.1:8000"
+    """Where the platform is reached from outside: the bank's notifications and the pages it
+    sends a payer back to are under it."""
+    bank_url: str | None = None
+    """T-Bank's acquiring API (https://securepay.tinkoff.ru). Unset: the sandbox bank inside
+    the platform, which speaks the same protocol."""
+    bank_terminal_key: str | None = None
+    """The terminal's key from the bank's merchant account (unset: the sandbox's)."""
+    bank_password: str | None = None
+    """The terminal's password: it signs every request and notification (unset: the sandbox's,
+    derived from the platform's secrets)."""
+    bank_deposit_min: Decimal = Field(default=Decimal(10), gt=0)
+    bank_deposit_max: Decimal = Field(default=Decimal(600_000), gt=0)
+    """Bounds of one deposit, in RUB."""
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
 

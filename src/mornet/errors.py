@@ -106,6 +106,7 @@ _REASONS = {
     409: "Refused by the current state (a duplicate, a reused idempotency key, …).",
     422: "Invalid input; `details` names each field.",
     429: "Too many attempts; retry after `Retry-After` seconds.",
+    502: "A service the platform depends on (the bank) refused the request.",
     503: "A service the platform depends on (the chain node) is unavailable.",
 }
 _ANSWERS = "__mornet_answers__"

@@ -6,6 +6,8 @@ the validator are built from the same numbers, so a generated client — or a fu
 value that the document allows and the server refuses, or the other way round.
 
 Moments: ISO 8601 with a zone, never a number taken as a Unix time.
+
+Text: bounded as sent, then trimmed — the schema's `maxLength` counts what the client sends.
 """
 
 from __future__ import annotations
@@ -107,3 +109,18 @@ def _iso_text(value: object) -> object:
 
 Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 """A point in time with its zone, written in ISO 8601 (`2026-01-01T00:00:00Z`)."""
+
+
+@dataclass(frozen=True)
+class TrimmedText:
+    """`Annotated[str, TrimmedText(200)]`: at most `max_length` characters as sent, at least
+    one that is not whitespace; stored without the surrounding whitespace."""
+
+    max_length: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            str.strip, core_schema.str_schema(max_length=self.max_length, pattern=r"\S")
+        )

@@ -16,6 +16,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mornet import outbox
+from mornet.bank import service as bank_service
+from mornet.bank.events import DepositConfirmed
+from mornet.bank.runtime import Bank
 from mornet.bus import Bus, open_bus
 from mornet.chain.client import ChainClient
 from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
@@ -34,10 +37,6 @@ from mornet.wallets import service as wallets
 
 log = structlog.get_logger(__name__)
 
-SUBSCRIPTIONS: Sequence[Subscription[Any]] = ()
-"""Every context's event consumers, wired here (the composition root) so that no context
-needs to know who listens to it."""
-
 
 @dataclass
 class Runtime:
@@ -52,6 +51,7 @@ class Runtime:
     simulation: Simulation | None = None
     bus: Bus | None = None
     relay: Relay | None = None
+    bank: Bank | None = None
     consumers: list[Consumer[Any]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     login_throttle: Throttle = field(init=False)
@@ -87,16 +87,26 @@ class Runtime:
             self.bus = open_bus(self.settings)
         return self.bus
 
+    def subscriptions(self) -> list[Subscription[Any]]:
+        """Every context's event consumers, wired here (the composition root) so that no
+        context needs to know who listens to it. Keep each consumer's name stable: it keys
+        the events it has processed."""
+
+        async def mint_for_deposit(session: AsyncSession, event: DepositConfirmed) -> None:
+            await bank_service.mint_for_deposit(session, self.chain, event)
+
+        return [Subscription("bank.mint-deposits", DepositConfirmed, mint_for_deposit)]
+
     async def start_events(
         self,
-        subscriptions: Sequence[Subscription[Any]] = SUBSCRIPTIONS,
+        subscriptions: Sequence[Subscription[Any]] | None = None,
         *,
         run_relay: bool = True,
     ) -> Relay:
         """Subscribe the event consumers, then relay recorded events to the bus (consumers
         first: the in-process bus hands an event only to those already listening)."""
         events = self.event_bus()
-        for subscription in subscriptions:
+        for subscription in self.subscriptions() if subscriptions is None else subscriptions:
             self.consumers.append(await outbox.subscribe(events, self.sessions, subscription))
         self.relay = Relay(self.sessions, events)
         if run_relay:
@@ -174,6 +184,9 @@ class Runtime:
         if self.bus is not None:
             await self.bus.close()
             self.bus = None
+        if self.bank is not None:
+            await self.bank.close()
+            self.bank = None
         if self.chain is not None:
             await self.chain.client.close()
             self.chain = None

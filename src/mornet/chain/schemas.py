@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Context, Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, Field, PlainSerializer
 
 from mornet.chain.contracts import DECIMALS as DECIMALS
 from mornet.chain.contracts import TOKENS as TOKENS
@@ -16,7 +16,7 @@ from mornet.chain.models import ChainOperation
 from mornet.chain.models import OperationKind as OperationKind
 from mornet.chain.models import OperationStatus as OperationStatus
 from mornet.errors import ValidationFailed
-from mornet.fields import DecimalText
+from mornet.fields import DecimalText, TrimmedText
 
 MAX_TOKENS = Decimal("1e30")
 """The largest amount one move may carry (far above any supply, far below 2^256 base units)."""
@@ -49,9 +49,7 @@ def from_base_units(value: int) -> Decimal:
     return tokens.normalize(_EXACT)
 
 
-IdempotencyKey = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)
-]
+IdempotencyKey = Annotated[str, TrimmedText(150)]
 TokenSymbol = Literal["GCC", "E", "H", "W", "GCM"]
 """The platform's tokens (chain.contracts.TOKENS, which a test keeps equal to this)."""
 TokenAmount = Annotated[

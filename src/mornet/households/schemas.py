@@ -5,13 +5,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
+from mornet.fields import TrimmedText
 from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.tariffs.schemas import RegionCode
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Name = Annotated[str, TrimmedText(200)]
+Address = Annotated[str, TrimmedText(500)]
 
 
 class HouseholdCreate(BaseModel):

@@ -4,14 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from mornet.fields import TrimmedText
 from mornet.identity.models import Role as Role
 from mornet.identity.models import UserStatus
 
 MIN_PASSWORD_LENGTH = 8
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FullName = Annotated[str, TrimmedText(200)]
 
 
 class RegisterRequest(BaseModel):

@@ -8,7 +8,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from mornet.fields import DecimalText, Moment
+from mornet.fields import DecimalText, Moment, TrimmedText
 from mornet.resources import Resource
 from mornet.tariffs.models import PRICE_SCALE
 
@@ -52,7 +52,7 @@ class RegionOut(BaseModel):
 
 class RegionCreate(BaseModel):
     code: RegionCode
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[str, TrimmedText(200)]
     timezone: TimeZone = "Europe/Moscow"
 
 

@@ -1,0 +1,97 @@
+"""Our side of T-Bank's acquiring API v2: signed JSON requests over HTTPS (httpx). The same
+adapter talks to the sandbox bank, which answers the same protocol inside the platform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import structlog
+
+from mornet.bank.protocol import PaymentStatus, sign
+from mornet.errors import MornetError
+
+log = structlog.get_logger(__name__)
+
+
+class BankUnavailable(MornetError):
+    status = 503
+    code = "bank_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the bank did not answer: {detail}")
+
+
+class BankRefused(MornetError):
+    status = 502
+    code = "bank_refused"
+
+
+@dataclass(frozen=True)
+class PaymentCreated:
+    payment_id: str
+    payment_url: str
+    status: PaymentStatus
+
+
+def kopecks(amount: Decimal) -> int:
+    return int(amount.scaleb(2).to_integral_exact())
+
+
+class TBankAdapter:
+    def __init__(
+        self, base_url: str, terminal_key: str, password: str, client: httpx.AsyncClient
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.terminal_key = terminal_key
+        self.password = password
+        self.client = client
+
+    async def _call(self, method: str, fields: dict[str, Any]) -> dict[str, Any]:
+        body = {"TerminalKey": self.terminal_key, **fields}
+        body["Token"] = sign(body, self.password)
+        try:
+            response = await self.client.post(f"{self.base_url}/v2/{method}", json=body)
+            answer: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise BankUnavailable(str(exc) or type(exc).__name__) from exc
+        if not answer.get("Success") or str(answer.get("ErrorCode", "0")) != "0":
+            detail = answer.get("Message") or answer.get("Details") or "refused"
+            log.warning("bank.refused", method=method, code=answer.get("ErrorCode"))
+            raise BankRefused(f"the bank refused {method}: {detail}")
+        return answer
+
+    async def init(
+        self,
+        *,
+        order_id: str,
+        amount: Decimal,
+        description: str,
+        customer_key: str,
+        notification_url: str,
+        success_url: str,
+        fail_url: str,
+    ) -> PaymentCreated:
+        answer = await self._call(
+            "Init",
+            {
+                "Amount": kopecks(amount),
+                "OrderId": order_id,
+                "Description": description,
+                "CustomerKey": customer_key,
+                "NotificationURL": notification_url,
+                "SuccessURL": success_url,
+                "FailURL": fail_url,
+            },
+        )
+        return PaymentCreated(
+            payment_id=str(answer["PaymentId"]),
+            payment_url=str(answer["PaymentURL"]),
+            status=PaymentStatus(answer.get("Status", "NEW")),
+        )
+
+    async def get_state(self, payment_id: str) -> PaymentStatus:
+        answer = await self._call("GetState", {"PaymentId": payment_id})
+        return PaymentStatus(answer["Status"])

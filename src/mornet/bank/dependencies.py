@@ -1,0 +1,35 @@
+"""What the bank takes from the running platform, for its routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+
+from mornet.bank.runtime import Bank
+from mornet.bank.service import BankGateway
+from mornet.dependencies import platform_of
+from mornet.errors import MornetError, may_answer
+
+
+class BankHost(Protocol):
+    bank: Bank | None
+
+
+class BankNotOpen(MornetError):
+    status = 503
+    code = "bank_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the bank is not connected")
+
+
+@may_answer(503)
+def get_bank(request: Request) -> BankGateway:
+    host: BankHost = platform_of(request)  # type: ignore[assignment]
+    if host.bank is None:
+        raise BankNotOpen()
+    return host.bank.gateway
+
+
+BankDep = Annotated[BankGateway, Depends(get_bank)]

@@ -1,0 +1,59 @@
+"""The bank context's tables: deposits, every notification the bank sent, operator alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Index, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mornet.db import Base, ScaledDecimal, UTCDateTime, UUIDPrimaryKey, utcnow
+
+
+class Deposit(UUIDPrimaryKey, Base):
+    """Roubles paid in through the bank, and whether GCC was minted (or burned back) for them.
+    The bank knows it by `order_id` (ours, unique per payment) and `payment_id` (its own)."""
+
+    __tablename__ = "bank_deposits"
+    __table_args__ = (Index("ix_bank_deposits_user_created", "user_id", "created_at"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    order_id: Mapped[str] = mapped_column(String(50), unique=True)
+    payment_id: Mapped[str | None] = mapped_column(String(50), unique=True, default=None)
+    amount: Mapped[Decimal] = mapped_column(ScaledDecimal(2))
+    """RUB, stored as kopecks."""
+    status: Mapped[str] = mapped_column(String(30))
+    payment_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    minted: Mapped[bool] = mapped_column(Boolean, default=False)
+    refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankNotification(UUIDPrimaryKey, Base):
+    """One notification per (payment, status), as the bank sent it: a resend is a no-op."""
+
+    __tablename__ = "bank_notifications"
+    __table_args__ = (
+        Index("uq_bank_notifications_payment_status", "payment_id", "status", unique=True),
+    )
+
+    payment_id: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(30))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankAlert(UUIDPrimaryKey, Base):
+    """Something an operator must look at: a notification that does not match its deposit,
+    contradictory reports, money that went back after GCC was minted."""
+
+    __tablename__ = "bank_alerts"
+
+    deposit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None, index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,77 @@
+"""Every SQL query of the bank context."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.access import Actor, readable_by
+from mornet.bank.models import BankAlert, BankNotification, Deposit
+from mornet.db import insert_for, lock_rows, utcnow
+from mornet.pagination import PageRequest, fetch_page
+
+
+def readable(actor: Actor) -> Select[Deposit]:
+    """The deposits `actor` may see: their own; every one for an admin."""
+    return select(Deposit).where(readable_by(actor, Deposit.user_id))
+
+
+async def get_readable(
+    session: AsyncSession, actor: Actor, deposit_id: uuid.UUID
+) -> Deposit | None:
+    deposit: Deposit | None = await session.scalar(readable(actor).where(Deposit.id == deposit_id))
+    return deposit
+
+
+async def page_of_user(
+    session: AsyncSession, user_id: uuid.UUID, page: PageRequest
+) -> tuple[Sequence[Deposit], int]:
+    query = (
+        select(Deposit)
+        .where(Deposit.user_id == user_id)
+        .order_by(Deposit.created_at.desc(), Deposit.id)
+    )
+    return await fetch_page(session, query, page)
+
+
+async def by_order_for_update(session: AsyncSession, order_id: str) -> Deposit | None:
+    """The deposit, locked until the transaction ends (one notification at a time per deposit)."""
+    await lock_rows(session, Deposit, Deposit.order_id == order_id)
+    deposit: Deposit | None = await session.scalar(
+        select(Deposit).where(Deposit.order_id == order_id).with_for_update()
+    )
+    return deposit
+
+
+async def record_notification(
+    session: AsyncSession, payment_id: str, status: str, payload: dict[str, Any]
+) -> bool:
+    """Store a (payment, status) notification; False when it was stored before."""
+    stored = await session.execute(
+        insert_for(session, BankNotification)
+        .values(
+            id=uuid.uuid4(),
+            payment_id=payment_id,
+            status=status,
+            payload=payload,
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["payment_id", "status"])
+        .returning(BankNotification.id)
+    )
+    return stored.first() is not None
+
+
+def alert(session: AsyncSession, *, kind: str, detail: str, deposit_id: uuid.UUID | None) -> None:
+    session.add(BankAlert(kind=kind, detail=detail[:2000], deposit_id=deposit_id))
+
+
+async def alerts(session: AsyncSession, *, limit: int = 100) -> Sequence[BankAlert]:
+    rows = await session.scalars(
+        select(BankAlert).order_by(BankAlert.created_at.desc()).limit(limit)
+    )
+    return rows.all()

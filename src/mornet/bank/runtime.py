@@ -1,0 +1,69 @@
+"""Opening the bank inside a process: T-Bank when configured, else the sandbox bank mounted in
+the app and reached in-process through the same protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from mornet.bank import sandbox
+from mornet.bank.adapter import TBankAdapter
+from mornet.bank.service import BankGateway
+from mornet.config import ConfigurationError, RuntimeSecrets, Settings
+
+INTERNAL = "http://mornet.internal"
+
+
+@dataclass
+class Bank:
+    gateway: BankGateway
+    sandbox: sandbox.SandboxBank | None
+    clients: list[httpx.AsyncClient]
+
+    async def close(self) -> None:
+        if self.sandbox is not None:
+            await self.sandbox.close()
+        for client in self.clients:
+            await client.aclose()
+
+
+def sandbox_password(secrets: RuntimeSecrets) -> str:
+    """The sandbox terminal's password: derived from the platform's secrets, so it is stable
+    across restarts and secret without another file."""
+    return hmac.new(secrets.jwt_secret.encode(), b"mornet sandbox bank", hashlib.sha256).hexdigest()
+
+
+def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank:
+    def gateway(adapter: TBankAdapter) -> BankGateway:
+        return BankGateway(
+            adapter=adapter,
+            terminal_key=adapter.terminal_key,
+            password=adapter.password,
+            public_url=settings.public_url.rstrip("/"),
+            deposit_min=settings.bank_deposit_min,
+            deposit_max=settings.bank_deposit_max,
+        )
+
+    if settings.bank_url:
+        if not settings.bank_terminal_key or not settings.bank_password:
+            raise ConfigurationError(
+                "MORNET_BANK_URL needs MORNET_BANK_TERMINAL_KEY and MORNET_BANK_PASSWORD"
+            )
+        client = httpx.AsyncClient(timeout=15)
+        adapter = TBankAdapter(
+            settings.bank_url, settings.bank_terminal_key, settings.bank_password, client
+        )
+        return Bank(gateway(adapter), None, [client])
+    # The sandbox: the app calls its own /sandbox/tbank routes, and the sandbox notifies the
+    # app, both in-process (no port, no network), through the real protocol.
+    internal = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=INTERNAL)
+    terminal_key = settings.bank_terminal_key or sandbox.TERMINAL_KEY
+    password = settings.bank_password or sandbox_password(secrets)
+    bank = sandbox.SandboxBank(terminal_key=terminal_key, password=password, notifier=internal)
+    app.include_router(sandbox.sandbox_router(bank))
+    adapter = TBankAdapter(sandbox.PREFIX, terminal_key, password, internal)
+    return Bank(gateway(adapter), bank, [internal])

@@ -1,0 +1,220 @@
+"""The sandbox bank: T-Bank's acquiring protocol answered inside the platform, so that the
+embedded `mornet up` takes deposits with no bank account anywhere. It checks TerminalKey and
+Token like the bank, keeps its payments in memory (a restart forgets them, as a test bank may),
+shows a payment page (pay with the test card, or decline), and sends signed notifications that
+it repeats until it gets `OK`. Tests can make it repeat, reorder and ignore `OK` on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from mornet.bank.protocol import PaymentStatus, sign, verify
+
+log = structlog.get_logger(__name__)
+PREFIX = "/sandbox/tbank"
+TERMINAL_KEY = "MorNetSandbox"
+
+
+@dataclass
+class SandboxPayment:
+    payment_id: str
+    order_id: str
+    amount: int
+    """Kopecks."""
+    status: PaymentStatus
+    notification_url: str
+    success_url: str
+    fail_url: str
+
+
+@dataclass
+class SandboxBank:
+    terminal_key: str
+    password: str
+    notifier: httpx.AsyncClient | None = None
+    """How notifications reach the platform (in-process: an ASGI transport to the app)."""
+    duplicates: int = 1
+    """Test hook: send every notification this many times."""
+    reorder: bool = False
+    """Test hook: send a payment's notifications newest first."""
+    ignore_ok: int = 0
+    """Test hook: act as if the first N `OK` answers were lost (so it sends again)."""
+    retry_seconds: float = 0.5
+    attempts: int = 20
+    payments: dict[str, SandboxPayment] = field(default_factory=dict)
+    _ids: Any = field(default_factory=lambda: itertools.count(7_000_000_001))
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def _error(self, code: str, message: str) -> dict[str, Any]:
+        return {"Success": False, "ErrorCode": code, "Message": message}
+
+    def _check(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        if body.get("TerminalKey") != self.terminal_key:
+            return self._error("202", "unknown terminal")
+        if not verify(body, self.password):
+            return self._error("204", "wrong token")
+        return None
+
+    def init(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        amount = body.get("Amount")
+        if not isinstance(amount, int) or amount <= 0 or not body.get("OrderId"):
+            return self._error("9999", "Amount and OrderId are required")
+        payment_id = str(next(self._ids))
+        self.payments[payment_id] = SandboxPayment(
+            payment_id=payment_id,
+            order_id=str(body["OrderId"]),
+            amount=amount,
+            status=PaymentStatus.NEW,
+            notification_url=str(body.get("NotificationURL") or ""),
+            success_url=str(body.get("SuccessURL") or "/"),
+            fail_url=str(body.get("FailURL") or "/"),
+        )
+        return {
+            "Success": True,
+            "ErrorCode": "0",
+            "TerminalKey": self.terminal_key,
+            "Status": PaymentStatus.NEW.value,
+            "PaymentId": payment_id,
+            "OrderId": body["OrderId"],
+            "Amount": amount,
+            "PaymentURL": f"{PREFIX}/pay/{payment_id}",
+        }
+
+    def get_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        payment = self.payments.get(str(body.get("PaymentId")))
+        if payment is None:
+            return self._error("7", "unknown payment")
+        return {
+            "Success": True,
+            "ErrorCode": "0",
+            "TerminalKey": self.terminal_key,
+            "Status": payment.status.value,
+            "PaymentId": payment.payment_id,
+            "OrderId": payment.order_id,
+            "Amount": payment.amount,
+        }
+
+    def notification(self, payment: SandboxPayment, status: PaymentStatus) -> dict[str, Any]:
+        success = status not in (PaymentStatus.REJECTED, PaymentStatus.DEADLINE_EXPIRED)
+        body: dict[str, Any] = {
+            "TerminalKey": self.terminal_key,
+            "OrderId": payment.order_id,
+            "Success": success,
+            "Status": status.value,
+            "PaymentId": int(payment.payment_id),
+            "ErrorCode": "0" if success else "1051",
+            "Amount": payment.amount,
+            "CardId": 100500,
+            "Pan": "430000******0777",
+            "ExpDate": "1230",
+        }
+        body["Token"] = sign(body, self.password)
+        return body
+
+    async def _deliver(self, payment: SandboxPayment, body: dict[str, Any]) -> bool:
+        """Send one notification until the platform answers `OK` (or attempts run out)."""
+        if self.notifier is None or not payment.notification_url:
+            return False
+        path = urlsplit(payment.notification_url).path
+        for _ in range(self.attempts):
+            try:
+                answer = await self.notifier.post(path, json=body)
+                if answer.status_code == 200 and answer.text == "OK":
+                    if self.ignore_ok > 0:
+                        self.ignore_ok -= 1  # "lost" on the way back: send again
+                    else:
+                        return True
+            except httpx.HTTPError as exc:
+                log.warning("sandbox_bank.notify_failed", error=str(exc))
+            await asyncio.sleep(self.retry_seconds)
+        return False
+
+    async def settle(self, payment_id: str, statuses: list[PaymentStatus]) -> None:
+        """Move a payment through `statuses`, notifying the platform of each."""
+        payment = self.payments[payment_id]
+        bodies = []
+        for status in statuses:
+            payment.status = status
+            bodies.extend([self.notification(payment, status)] * self.duplicates)
+        if self.reorder:
+            bodies.reverse()
+        for body in bodies:
+            await self._deliver(payment, body)
+
+    def settle_in_background(self, payment_id: str, statuses: list[PaymentStatus]) -> None:
+        task = asyncio.create_task(self.settle(payment_id, statuses))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle(self) -> None:
+        """Wait until every notification was delivered (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Sandbox bank</title></head>
+<body style="font-family:sans-serif;max-width:30rem;margin:3rem auto">
+<h1>Sandbox bank</h1><p>A test payment: no real money moves.</p>
+<p>Order <b>{order}</b>: <b>{amount} RUB</b></p>
+<form method="post"><input type="hidden" name="action" value="pay">
+<p>Card 4300 0000 0000 0777, 12/30</p><button>Pay {amount} RUB</button></form>
+<form method="post"><input type="hidden" name="action" value="decline">
+<button>Decline</button></form></body></html>"""
+
+
+def sandbox_router(bank: SandboxBank) -> APIRouter:
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+    @router.post("/v2/Init")
+    async def init(request: Request) -> JSONResponse:
+        return JSONResponse(bank.init(await request.json()))
+
+    @router.post("/v2/GetState")
+    async def get_state(request: Request) -> JSONResponse:
+        return JSONResponse(bank.get_state(await request.json()))
+
+    @router.get("/pay/{payment_id}")
+    async def payment_page(payment_id: str) -> Response:
+        payment = bank.payments.get(payment_id)
+        if payment is None:
+            return HTMLResponse("<h1>No such payment</h1>", status_code=404)
+        amount = f"{payment.amount // 100}.{payment.amount % 100:02d}"
+        return HTMLResponse(PAGE.format(order=html.escape(payment.order_id), amount=amount))
+
+    @router.post("/pay/{payment_id}")
+    async def pay(payment_id: str, action: str = Form("pay")) -> Response:
+        payment = bank.payments.get(payment_id)
+        if payment is None or payment.status != PaymentStatus.NEW:
+            return HTMLResponse("<h1>This payment is not open</h1>", status_code=409)
+        payment.status = PaymentStatus.FORM_SHOWED  # a second click finds it taken
+        if action == "pay":
+            bank.settle_in_background(
+                payment_id, [PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED]
+            )
+            return RedirectResponse(payment.success_url, status_code=303)
+        bank.settle_in_background(payment_id, [PaymentStatus.REJECTED])
+        return RedirectResponse(payment.fail_url, status_code=303)
+
+    return router

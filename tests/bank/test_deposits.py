@@ -1,0 +1,186 @@
+"""Deposits through the sandbox bank, which speaks T-Bank's protocol: pay on the bank's page,
+the bank notifies (repeatedly, out of order), GCC is minted once through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.bank.models import BankAlert, BankNotification, Deposit
+from mornet.bank.protocol import PaymentStatus, sign
+from mornet.bank.runtime import Bank
+from mornet.bank.sandbox import SandboxBank
+from mornet.chain.models import ChainOperation
+from mornet.chain.service import ChainHandle
+from mornet.runtime import Runtime
+from mornet.wallets import service as wallets
+from tests.factories import user_with_token
+
+NOTIFICATIONS = "/api/bank/notifications/tbank"
+
+
+def _sandbox(runtime: Runtime) -> SandboxBank:
+    assert isinstance(runtime.bank, Bank)
+    assert runtime.bank.sandbox is not None
+    return runtime.bank.sandbox
+
+
+async def _settle(runtime: Runtime, chain: ChainHandle) -> None:
+    """Deliver every notification, relay the events, and carry out the chain moves."""
+    await _sandbox(runtime).idle()
+    assert runtime.relay is not None
+    await runtime.relay.drain()
+    await chain.submitter.drain(max_seconds=60)
+
+
+async def _mints(session: AsyncSession, deposit_id: str) -> list[ChainOperation]:
+    session.expire_all()
+    rows = await session.scalars(
+        select(ChainOperation).where(ChainOperation.idempotency_key == f"bank:deposit:{deposit_id}")
+    )
+    return list(rows)
+
+
+@pytest.fixture
+async def banking(runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient) -> Runtime:
+    await runtime.start_events(run_relay=False)
+    _sandbox(runtime).retry_seconds = 0.01
+    return runtime
+
+
+async def _deposit(client: httpx.AsyncClient, headers: dict[str, str], amount: str) -> Any:
+    opened = await client.post("/api/bank/deposits", json={"amount": amount}, headers=headers)
+    assert opened.status_code == 201, opened.text
+    return opened.json()
+
+
+async def test_a_paid_deposit_becomes_gcc_in_the_wallet(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user, headers = await user_with_token(client, session)
+    deposit = await _deposit(client, headers, "500")
+    assert deposit["status"] == "NEW"
+    assert deposit["payment_url"].startswith("/sandbox/tbank/pay/")
+    assert Decimal(deposit["amount"]) == 500
+
+    page = await client.get(deposit["payment_url"])
+    assert page.status_code == 200
+    assert "500.00 RUB" in page.text
+    paid = await client.post(deposit["payment_url"], data={"action": "pay"})
+    assert paid.status_code == 303
+    await _settle(banking, chain)
+
+    seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
+    assert (seen["status"], seen["minted"]) == ("CONFIRMED", True)
+    wallet = await wallets.wallet_of(session, user.id)
+    assert await chain.balance_of("GCC", wallet.address) == 500 * 10**18
+    assert len(await _mints(session, deposit["id"])) == 1
+    listed = (await client.get("/api/bank/deposits", headers=headers)).json()
+    assert [d["id"] for d in listed["items"]] == [deposit["id"]]
+
+
+async def test_repeated_reordered_and_unacknowledged_notifications_mint_once(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user, headers = await user_with_token(client, session)
+    sandbox = _sandbox(banking)
+    sandbox.duplicates, sandbox.reorder, sandbox.ignore_ok = 3, True, 4
+    deposit = await _deposit(client, headers, "120.50")
+    await client.post(deposit["payment_url"], data={"action": "pay"})
+    await _settle(banking, chain)
+    # And the bank sends the confirmation once more, much later.
+    payment = sandbox.payments[deposit["payment_id"]]
+    again = await client.post(
+        NOTIFICATIONS, json=sandbox.notification(payment, PaymentStatus.CONFIRMED)
+    )
+    assert (again.status_code, again.text) == (200, "OK")
+    await _settle(banking, chain)
+
+    wallet = await wallets.wallet_of(session, user.id)
+    assert await chain.balance_of("GCC", wallet.address) == Decimal("120.50") * 10**18
+    assert len(await _mints(session, deposit["id"])) == 1
+    stored = await session.scalar(
+        select(func.count())
+        .select_from(BankNotification)
+        .where(BankNotification.payment_id == deposit["payment_id"])
+    )
+    assert stored == 2  # AUTHORIZED and CONFIRMED, each once
+
+
+async def test_a_declined_payment_mints_nothing(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, headers = await user_with_token(client, session)
+    deposit = await _deposit(client, headers, "50")
+    await client.post(deposit["payment_url"], data={"action": "decline"})
+    await _settle(banking, chain)
+    seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
+    assert (seen["status"], seen["minted"]) == ("REJECTED", False)
+    assert await _mints(session, deposit["id"]) == []
+
+
+async def test_forged_and_mismatched_notifications_are_refused_and_mint_nothing(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, headers = await user_with_token(client, session)
+    sandbox = _sandbox(banking)
+    deposit = await _deposit(client, headers, "300")
+    payment = sandbox.payments[deposit["payment_id"]]
+    genuine = sandbox.notification(payment, PaymentStatus.CONFIRMED)
+
+    def resigned(**change: Any) -> dict[str, Any]:
+        body = {k: v for k, v in {**genuine, **change}.items() if k != "Token"}
+        return {**body, "Token": sign(body, sandbox.password)}
+
+    forged = {**genuine, "Amount": 30_000_000}  # the token no longer matches
+    assert (await client.post(NOTIFICATIONS, json=forged)).status_code == 403
+    wrong_terminal = {**resigned(TerminalKey="SomeoneElse")}
+    assert (await client.post(NOTIFICATIONS, json=wrong_terminal)).status_code == 403
+    assert (await client.post(NOTIFICATIONS, json={"Status": "CONFIRMED"})).status_code == 403
+    stored = await session.scalar(select(func.count()).select_from(BankNotification))
+    assert stored == 0  # nothing of a forgery is kept
+
+    for change in (
+        {"Amount": 30_000_000},  # correctly signed, but not our amount
+        {"OrderId": str(uuid.uuid4())},
+        {"PaymentId": 1},
+    ):
+        refused = await client.post(NOTIFICATIONS, json=resigned(**change))
+        assert refused.status_code == 422, change
+        assert refused.json()["error"]["code"] == "notification_refused"
+    await _settle(banking, chain)
+    assert await _mints(session, deposit["id"]) == []
+    session.expire_all()
+    alerts = await session.scalar(select(func.count()).select_from(BankAlert))
+    assert alerts == 3
+    stored_deposit = await session.get(Deposit, uuid.UUID(deposit["id"]))
+    assert stored_deposit is not None
+    assert (stored_deposit.status, stored_deposit.minted) == ("NEW", False)
+
+    # The refusals did not shadow the genuine notification.
+    accepted = await client.post(NOTIFICATIONS, json=genuine)
+    assert (accepted.status_code, accepted.text) == (200, "OK")
+    await _settle(banking, chain)
+    assert len(await _mints(session, deposit["id"])) == 1
+
+
+async def test_deposits_are_private_bounded_and_need_a_login(
+    banking: Runtime, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, owner = await user_with_token(client, session)
+    _, intruder = await user_with_token(client, session)
+    deposit = await _deposit(client, owner, "10")
+    foreign = await client.get(f"/api/bank/deposits/{deposit['id']}", headers=intruder)
+    assert foreign.status_code == 404
+    assert (await client.get("/api/bank/deposits", headers=intruder)).json()["items"] == []
+    for amount in ("9.99", "600000.01", "1.001", "-5"):
+        refused = await client.post("/api/bank/deposits", json={"amount": amount}, headers=owner)
+        assert refused.status_code == 422, amount
+    anonymous = await client.post("/api/bank/deposits", json={"amount": "10"})
+    assert anonymous.status_code == 401
