@@ -14,6 +14,8 @@ from mornet.accounts import endpoints as accounts_api
 from mornet.accounts import graphql as accounts_graphql
 from mornet.accounts import pages as accounts_pages
 from mornet.bank import endpoints as bank_api
+from mornet.bank import graphql as bank_graphql
+from mornet.bank import pages as bank_pages
 from mornet.bank.dependencies import BankHost
 from mornet.bank.runtime import open_bank
 from mornet.chain import endpoints as chain_api
@@ -47,6 +49,7 @@ def build_graphql_schema() -> Schema:
         "Query",
         (
             identity_graphql.IdentityQuery,
+            bank_graphql.BankQuery,
             households_graphql.HouseholdsQuery,
             tariffs_graphql.TariffsQuery,
             wallets_graphql.WalletsQuery,
@@ -56,6 +59,7 @@ def build_graphql_schema() -> Schema:
         "Mutation",
         (
             accounts_graphql.AccountsMutation,
+            bank_graphql.BankMutation,
             households_graphql.HouseholdsMutation,
             tariffs_graphql.TariffsMutation,
             wallets_graphql.WalletsMutation,
@@ -146,6 +150,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         households_pages.router,
         tariffs_pages.router,
         wallets_pages.router,
+        bank_pages.router,
         telemetry_pages.router,
     ):
         app.include_router(pages)

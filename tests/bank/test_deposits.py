@@ -184,3 +184,59 @@ async def test_deposits_are_private_bounded_and_need_a_login(
         assert refused.status_code == 422, amount
     anonymous = await client.post("/api/bank/deposits", json={"amount": "10"})
     assert anonymous.status_code == 401
+
+
+async def test_top_up_through_the_pages(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from tests.factories import create_user
+    from tests.web.test_pages import csrf_from, page_login
+
+    user = await create_user(session)
+    await page_login(client, user.email)
+    form = await client.get("/bank")
+    assert form.status_code == 200
+    assert "No deposits yet" in form.text
+
+    refused = await client.post(
+        "/bank/deposits", data={"amount": "5", "csrf_token": csrf_from(form)}
+    )
+    assert refused.status_code == 422
+    assert "a deposit is 10 to 600000 RUB" in refused.text
+    opened = await client.post(
+        "/bank/deposits", data={"amount": "250,50", "csrf_token": csrf_from(form)}
+    )
+    assert opened.status_code == 303
+    payment_page = opened.headers["location"]
+    assert payment_page.startswith("/sandbox/tbank/pay/")
+    paid = await client.post(payment_page, data={"action": "pay"})
+    assert paid.status_code == 303
+    assert paid.headers["location"].endswith("/bank")
+    await _settle(banking, chain)
+
+    listed = await client.get("/bank")
+    assert "250.50 RUB" in listed.text
+    assert "CONFIRMED" in listed.text
+    assert "minted" in listed.text
+    wallet = await wallets.wallet_of(session, user.id)
+    assert await chain.balance_of("GCC", wallet.address) == Decimal("250.50") * 10**18
+
+
+async def test_graphql_deposit_and_deposits(
+    banking: Runtime, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from tests.test_graphql import error_codes, gql
+
+    _, headers = await user_with_token(client, session)
+    _, other = await user_with_token(client, session)
+    opened = await gql(
+        client, 'mutation { deposit(amount: "75.25") { id status amount paymentUrl } }', headers
+    )
+    assert "errors" not in opened, opened
+    deposit = opened["data"]["deposit"]
+    assert (deposit["status"], Decimal(deposit["amount"])) == ("NEW", Decimal("75.25"))
+    mine = await gql(client, "{ deposits { id } }", headers)
+    assert mine["data"]["deposits"] == [{"id": deposit["id"]}]
+    assert (await gql(client, "{ deposits { id } }", other))["data"]["deposits"] == []
+    too_small = await gql(client, 'mutation { deposit(amount: "1") { id } }', headers)
+    assert error_codes(too_small) == ["deposit_out_of_bounds"]

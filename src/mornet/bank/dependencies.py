@@ -24,12 +24,17 @@ class BankNotOpen(MornetError):
         super().__init__("the bank is not connected")
 
 
-@may_answer(503)
-def get_bank(request: Request) -> BankGateway:
-    host: BankHost = platform_of(request)  # type: ignore[assignment]
+def bank_of(platform: object) -> BankGateway:
+    """The bank of the composition root (the runtime), narrowed to what bank knows of it."""
+    host: BankHost = platform  # type: ignore[assignment]
     if host.bank is None:
         raise BankNotOpen()
     return host.bank.gateway
+
+
+@may_answer(503)
+def get_bank(request: Request) -> BankGateway:
+    return bank_of(platform_of(request))
 
 
 BankDep = Annotated[BankGateway, Depends(get_bank)]

@@ -80,8 +80,8 @@ async def open_deposit(
         description=f"MorNet: {amount} GCC",
         customer_key=str(user_id),
         notification_url=gateway.notification_url,
-        success_url=f"{gateway.public_url}/wallet",
-        fail_url=f"{gateway.public_url}/wallet",
+        success_url=f"{gateway.public_url}/bank",
+        fail_url=f"{gateway.public_url}/bank",
     )
     deposit.payment_id = created.payment_id
     deposit.payment_url = created.payment_url
