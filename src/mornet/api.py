@@ -100,6 +100,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         await runtime.open_missing_wallets()
         if runtime.relay is None:
             await runtime.start_events()
+            runtime.start_bank_reconciler()
         if runtime.telemetry is None:
             await runtime.start_telemetry(simulate=simulate)
         yield

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     bank_password: str | None = None
     """The terminal's password: it signs every request and notification (unset: the sandbox's,
     derived from the platform's secrets)."""
+    bank_reconcile_minutes: float = Field(default=10, gt=0)
+    """A deposit without an outcome for this long is asked about (GetState)."""
     bank_deposit_min: Decimal = Field(default=Decimal(10), gt=0)
     bank_deposit_max: Decimal = Field(default=Decimal(600_000), gt=0)
     """Bounds of one deposit, in RUB."""

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mornet import outbox
 from mornet.bank import service as bank_service
 from mornet.bank.events import DepositConfirmed
-from mornet.bank.runtime import Bank
+from mornet.bank.runtime import Bank, reconcile_forever
 from mornet.bus import Bus, open_bus
 from mornet.chain.client import ChainClient
 from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
@@ -112,6 +112,23 @@ class Runtime:
         if run_relay:
             self._tasks.append(asyncio.create_task(self.relay.run_forever(), name="outbox-relay"))
         return self.relay
+
+    def start_bank_reconciler(self) -> None:
+        """Ask the bank about deposits that wait too long for an outcome (GetState)."""
+        if self.bank is None:
+            return
+        quiet_for = timedelta(minutes=self.settings.bank_reconcile_minutes)
+        self._tasks.append(
+            asyncio.create_task(
+                reconcile_forever(
+                    self.sessions,
+                    self.bank.gateway,
+                    quiet_for=quiet_for,
+                    every_seconds=min(60.0, quiet_for.total_seconds()),
+                ),
+                name="bank-reconciler",
+            )
+        )
 
     async def open_missing_wallets(self) -> int:
         """Users who predate wallets get one (run at start)."""

@@ -240,3 +240,56 @@ async def test_graphql_deposit_and_deposits(
     assert (await gql(client, "{ deposits { id } }", other))["data"]["deposits"] == []
     too_small = await gql(client, 'mutation { deposit(amount: "1") { id } }', headers)
     assert error_codes(too_small) == ["deposit_out_of_bounds"]
+
+
+async def _reconcile(runtime: Runtime) -> int:
+    from datetime import timedelta
+
+    from mornet.bank import service as bank
+    from mornet.db import unit_of_work
+
+    assert runtime.bank is not None
+    async with unit_of_work(runtime.sessions) as session:
+        stale = await bank.stale_deposits(session, quiet_for=timedelta(0))
+    changed = 0
+    for deposit_id in stale:
+        async with unit_of_work(runtime.sessions) as session:
+            changed += await bank.reconcile_deposit(session, runtime.bank.gateway, deposit_id)
+    return changed
+
+
+async def test_confirm_checking_is_resolved_by_asking_the_bank(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    user, headers = await user_with_token(client, session)
+    _sandbox(banking).confirm_checking = True
+    deposit = await _deposit(client, headers, "42")
+    await client.post(deposit["payment_url"], data={"action": "pay"})
+    await _settle(banking, chain)
+    seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
+    assert (seen["status"], seen["minted"]) == ("CONFIRM_CHECKING", False)
+
+    assert await _reconcile(banking) == 1
+    await _settle(banking, chain)
+    seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
+    assert (seen["status"], seen["minted"]) == ("CONFIRMED", True)
+    wallet = await wallets.wallet_of(session, user.id)
+    assert await chain.balance_of("GCC", wallet.address) == 42 * 10**18
+    assert await _reconcile(banking) == 0  # final: no longer asked about
+    assert len(await _mints(session, deposit["id"])) == 1
+
+
+async def test_an_expired_payment_link_is_found_by_asking_the_bank(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, headers = await user_with_token(client, session)
+    deposit = await _deposit(client, headers, "15")
+    waiting = await _deposit(client, headers, "16")
+    await client.post(deposit["payment_url"], data={"action": "expire"})
+    assert await _reconcile(banking) == 1  # the other one is still NEW at the bank
+    seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
+    assert seen["status"] == "DEADLINE_EXPIRED"
+    still = (await client.get(f"/api/bank/deposits/{waiting['id']}", headers=headers)).json()
+    assert still["status"] == "NEW"
+    await _settle(banking, chain)
+    assert await _mints(session, deposit["id"]) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -42,9 +43,25 @@ async def by_order_for_update(session: AsyncSession, order_id: str) -> Deposit |
     """The deposit, locked until the transaction ends (one notification at a time per deposit)."""
     await lock_rows(session, Deposit, Deposit.order_id == order_id)
     deposit: Deposit | None = await session.scalar(
-        select(Deposit).where(Deposit.order_id == order_id).with_for_update()
+        select(Deposit)
+        .where(Deposit.order_id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # what is locked, not a stale copy
     )
     return deposit
+
+
+async def open_deposits(
+    session: AsyncSession, *, statuses: list[str], before: datetime, limit: int
+) -> Sequence[Deposit]:
+    """Deposits in `statuses` untouched since `before`, oldest first."""
+    rows = await session.scalars(
+        select(Deposit)
+        .where(Deposit.status.in_(statuses), Deposit.updated_at < before)
+        .order_by(Deposit.updated_at)
+        .limit(limit)
+    )
+    return rows.all()
 
 
 async def record_notification(

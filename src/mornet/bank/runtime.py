@@ -3,19 +3,25 @@ the app and reached in-process through the same protocol."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
+import structlog
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mornet.bank import sandbox
 from mornet.bank.adapter import TBankAdapter
-from mornet.bank.service import BankGateway
+from mornet.bank.service import BankGateway, reconcile_deposit, stale_deposits
 from mornet.config import ConfigurationError, RuntimeSecrets, Settings
+from mornet.db import unit_of_work
 
 INTERNAL = "http://mornet.internal"
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -67,3 +73,27 @@ def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank
     app.include_router(sandbox.sandbox_router(bank))
     adapter = TBankAdapter(sandbox.PREFIX, terminal_key, password, internal)
     return Bank(gateway(adapter), bank, [internal])
+
+
+async def reconcile_forever(
+    sessions: async_sessionmaker[AsyncSession],
+    gateway: BankGateway,
+    *,
+    quiet_for: timedelta,
+    every_seconds: float = 60,
+) -> None:
+    """The reconciliation poller: deposits without an outcome for `quiet_for` are asked about,
+    each in its own transaction (an answer that cannot be had now is asked again later)."""
+    while True:
+        try:
+            async with unit_of_work(sessions) as session:
+                stale = await stale_deposits(session, quiet_for=quiet_for)
+            for deposit_id in stale:
+                try:
+                    async with unit_of_work(sessions) as session:
+                        await reconcile_deposit(session, gateway, deposit_id)
+                except Exception:
+                    log.exception("bank.reconcile_failed", deposit=str(deposit_id))
+        except Exception:
+            log.exception("bank.reconcile_round_failed")
+        await asyncio.sleep(every_seconds)

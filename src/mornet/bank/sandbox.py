@@ -50,6 +50,9 @@ class SandboxBank:
     """Test hook: send a payment's notifications newest first."""
     ignore_ok: int = 0
     """Test hook: act as if the first N `OK` answers were lost (so it sends again)."""
+    confirm_checking: bool = False
+    """Test hook: a paid payment is notified only up to CONFIRM_CHECKING; its confirmation
+    is then known to GetState alone."""
     retry_seconds: float = 0.5
     attempts: int = 20
     payments: dict[str, SandboxPayment] = field(default_factory=dict)
@@ -156,6 +159,21 @@ class SandboxBank:
         for body in bodies:
             await self._deliver(payment, body)
 
+    def settle_quietly(self, payment_id: str, status: PaymentStatus) -> None:
+        """Record the outcome once the notifications sent so far are out (GetState sees it)."""
+
+        async def later() -> None:
+            await self.idle_except(asyncio.current_task())
+            self.payments[payment_id].status = status
+
+        task = asyncio.create_task(later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle_except(self, current: asyncio.Task[Any] | None) -> None:
+        while others := [t for t in self._tasks if t is not current]:
+            await asyncio.gather(*others, return_exceptions=True)
+
     def settle_in_background(self, payment_id: str, statuses: list[PaymentStatus]) -> None:
         task = asyncio.create_task(self.settle(payment_id, statuses))
         self._tasks.add(task)
@@ -181,7 +199,9 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <form method="post"><input type="hidden" name="action" value="pay">
 <p>Card 4300 0000 0000 0777, 12/30</p><button>Pay {amount} RUB</button></form>
 <form method="post"><input type="hidden" name="action" value="decline">
-<button>Decline</button></form></body></html>"""
+<button>Decline</button></form>
+<form method="post"><input type="hidden" name="action" value="expire">
+<button>Let the link expire</button></form></body></html>"""
 
 
 def sandbox_router(bank: SandboxBank) -> APIRouter:
@@ -209,11 +229,21 @@ def sandbox_router(bank: SandboxBank) -> APIRouter:
         if payment is None or payment.status != PaymentStatus.NEW:
             return HTMLResponse("<h1>This payment is not open</h1>", status_code=409)
         payment.status = PaymentStatus.FORM_SHOWED  # a second click finds it taken
+        if action == "pay" and bank.confirm_checking:
+            bank.settle_in_background(
+                payment_id, [PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRM_CHECKING]
+            )
+            bank.settle_quietly(payment_id, PaymentStatus.CONFIRMED)
+            return RedirectResponse(payment.success_url, status_code=303)
         if action == "pay":
             bank.settle_in_background(
                 payment_id, [PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED]
             )
             return RedirectResponse(payment.success_url, status_code=303)
+        if action == "expire":
+            # The payment link's deadline passes; the bank tells no one, GetState knows.
+            payment.status = PaymentStatus.DEADLINE_EXPIRED
+            return RedirectResponse(payment.fail_url, status_code=303)
         bank.settle_in_background(payment_id, [PaymentStatus.REJECTED])
         return RedirectResponse(payment.fail_url, status_code=303)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -144,6 +145,11 @@ async def receive_notification(
     # not shadow the genuine one that may follow.
     if not await repository.record_notification(session, payment_id, status.value, payload):
         return  # the bank resent it: handled already
+    await _advance(session, deposit, status)
+
+
+async def _advance(session: AsyncSession, deposit: Deposit, status: PaymentStatus) -> None:
+    """Apply one report of the bank (a notification or a GetState answer) to the deposit."""
     before = DepositState(PaymentStatus(deposit.status), deposit.minted, deposit.refunded)
     after, effects = apply(before, status)
     deposit.status, deposit.minted, deposit.refunded = (
@@ -168,6 +174,48 @@ async def receive_notification(
                 detail=f"{status.value} after {before.status.value} for {deposit.amount} RUB",
                 deposit_id=deposit.id,
             )
+
+
+OPEN = frozenset(
+    {
+        PaymentStatus.NEW,
+        PaymentStatus.FORM_SHOWED,
+        PaymentStatus.AUTHORIZING,
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.CONFIRMING,
+        PaymentStatus.CONFIRM_CHECKING,
+    }
+)
+"""Statuses from which the bank still owes us an outcome."""
+
+
+async def stale_deposits(
+    session: AsyncSession, *, quiet_for: timedelta, limit: int = 100
+) -> list[uuid.UUID]:
+    """Deposits that have waited `quiet_for` without an outcome from the bank."""
+    stale = await repository.open_deposits(
+        session, statuses=[s.value for s in OPEN], before=utcnow() - quiet_for, limit=limit
+    )
+    return [deposit.id for deposit in stale if deposit.payment_id is not None]
+
+
+async def reconcile_deposit(
+    session: AsyncSession, gateway: BankGateway, deposit_id: uuid.UUID
+) -> bool:
+    """Ask the bank (GetState) where a deposit stands and apply the answer: CONFIRM_CHECKING
+    resolves this way, and so does a notification that never came. The bank is asked before
+    the deposit is locked, so no lock waits on the network. Returns whether it changed."""
+    deposit = await session.get(Deposit, deposit_id)
+    if deposit is None or deposit.payment_id is None:
+        return False
+    status = await gateway.adapter.get_state(deposit.payment_id)
+    locked = await repository.by_order_for_update(session, deposit.order_id)
+    assert locked is not None
+    before = locked.status
+    await _advance(session, locked, status)
+    if locked.status == before:
+        locked.updated_at = utcnow()  # asked: again only after another quiet period
+    return locked.status != before
 
 
 def deposit_mint_key(deposit_id: uuid.UUID) -> str:
