@@ -92,3 +92,8 @@ def test_chain_deploy_then_status_on_a_configured_node(
     assert body["chain_id"] == 31337
     assert body["contracts"] == contracts  # recorded per chain id: not deployed twice
     assert body["total_supply"] == dict.fromkeys(contracts, "0")
+    reconciled = run_cli("reconcile", env=env)
+    assert reconciled.returncode == 0, reconciled.stderr
+    reserves = json.loads(reconciled.stdout)
+    assert reserves["ok"] is True
+    assert (reserves["escrow_rub"], reserves["gcc_total_supply"]) == ("0", "0")

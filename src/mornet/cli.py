@@ -232,6 +232,24 @@ def chain_status() -> None:
     print(json.dumps(_with_runtime(status)))
 
 
+@app.command()
+def reconcile() -> None:
+    """The reserves check: GCC on chain (plus mints in flight) against the roubles the bank
+    holds. Prints it as JSON; exits 1 when they disagree."""
+
+    async def check(runtime: Runtime) -> dict[str, object]:
+        from mornet.bank import service as bank
+
+        handle = await runtime.start_chain(run_submitter=False)
+        async with runtime.sessions() as session:
+            return (await bank.reserves(session, handle)).model_dump(mode="json")
+
+    result = _with_runtime(check)
+    print(json.dumps(result))
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 60,

@@ -45,7 +45,7 @@ async def test_mint_is_idempotent_per_key(
 ) -> None:
     _, admin = await user_with_token(client, session, admin=True)
     user_id = await _register(client, "holder@example.com")
-    request = {"token": "GCC", "account": user_id, "amount": "12.5", "idempotency_key": "deposit-1"}
+    request = {"token": "E", "account": user_id, "amount": "12.5", "idempotency_key": "deposit-1"}
     first = await client.post("/api/token/mint", json=request, headers=admin)
     assert first.status_code == 202
     assert first.json()["status"] == "queued"
@@ -58,8 +58,8 @@ async def test_mint_is_idempotent_per_key(
     await chain.submitter.drain()
 
     address = first.json()["items"][0]["to"]
-    assert await chain.balance_of("GCC", address) == 12 * UNIT + UNIT // 2
-    assert await chain.total_supply("GCC") == 12 * UNIT + UNIT // 2
+    assert await chain.balance_of("E", address) == 12 * UNIT + UNIT // 2
+    assert await chain.total_supply("E") == 12 * UNIT + UNIT // 2
     assert await _operations(session) == 1
 
     other_content = await client.post(
@@ -112,7 +112,7 @@ async def test_bad_token_requests_are_refused_with_reasons_and_queue_nothing(
 ) -> None:
     _, admin = await user_with_token(client, session, admin=True)
     user_id = await _register(client, "x@example.com")
-    base = {"token": "GCC", "account": user_id, "amount": "1", "idempotency_key": "k"}
+    base = {"token": "E", "account": user_id, "amount": "1", "idempotency_key": "k"}
     cases = [
         ({"amount": "0.0000000000000000001"}, "validation_error"),
         ({"amount": "1.0000000000000000001"}, "validation_error"),  # never rounded to 1
@@ -145,7 +145,7 @@ async def test_amounts_are_written_in_plain_notation(
     for amount, key in (("100", "hundred"), ("0.000000000000000001", "one-wei"), (100, "whole")):
         response = await client.post(
             "/api/token/mint",
-            json={"token": "GCC", "account": user_id, "amount": amount, "idempotency_key": key},
+            json={"token": "E", "account": user_id, "amount": amount, "idempotency_key": key},
             headers=admin,
         )
         assert response.status_code == 202, response.text
@@ -157,7 +157,7 @@ async def test_amounts_are_written_in_plain_notation(
         for r in [
             await client.post(
                 "/api/token/mint",
-                json={"token": "GCC", "account": user_id, "amount": a, "idempotency_key": k},
+                json={"token": "E", "account": user_id, "amount": a, "idempotency_key": k},
                 headers=admin,
             )
             for a, k in (("100", "hundred"), ("0.000000000000000001", "one-wei"))
@@ -169,7 +169,7 @@ async def test_only_admins_mint_or_burn(
     client: httpx.AsyncClient, session: AsyncSession, chain: ChainHandle
 ) -> None:
     user, headers = await user_with_token(client, session)
-    request = {"token": "GCC", "account": str(user.id), "amount": "1000", "idempotency_key": "me"}
+    request = {"token": "E", "account": str(user.id), "amount": "1000", "idempotency_key": "me"}
     assert (await client.post("/api/token/mint", json=request)).status_code == 401
     assert (await client.post("/api/token/mint", json=request, headers=headers)).status_code == 403
     assert (await client.post("/api/token/burn", json=request, headers=headers)).status_code == 403
@@ -192,3 +192,22 @@ async def test_gcm_is_cost_over_the_governed_rate(
     session.expire_all()
     assert await service.gcm_for_cost(session, Decimal("1")) == Decimal("0.333333333333333333")
     assert await service.gcm_for_cost(session, Decimal("2")) == Decimal("0.666666666666666667")
+
+
+async def test_gcc_is_bank_backed_and_no_operator_mints_or_burns_it(
+    client: httpx.AsyncClient, session: AsyncSession, chain: ChainHandle
+) -> None:
+    """GCC is minted only for a confirmed deposit and burned only for a payout or a refund,
+    so that its supply always equals the roubles the bank holds."""
+    _, admin = await user_with_token(client, session, admin=True)
+    user_id = await _register(client, "backed@example.com")
+    for route in ("/api/token/mint", "/api/token/burn"):
+        refused = await client.post(
+            route,
+            json={"token": "GCC", "account": user_id, "amount": "1", "idempotency_key": route},
+            headers=admin,
+        )
+        assert refused.status_code == 409, route
+        assert refused.json()["error"]["code"] == "gcc_is_bank_backed"
+    assert await _operations(session) == 0
+    assert await chain.total_supply("GCC") == 0

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from mornet.bank import service
 from mornet.bank.dependencies import BankDep
-from mornet.bank.schemas import DepositOut, DepositRequest
+from mornet.bank.schemas import DepositOut, DepositRequest, ReservesOut
+from mornet.chain.dependencies import ChainDep
 from mornet.dependencies import SessionDep
 from mornet.errors import answers, error_body
-from mornet.identity.auth import CurrentUser
+from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.pagination import Page, PageParams, page_of
 
 router = APIRouter(tags=["bank"])
@@ -40,6 +41,12 @@ async def list_deposits(
 async def read_deposit(deposit_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> DepositOut:
     deposit = await service.get_deposit(session, actor=user, deposit_id=deposit_id)
     return DepositOut.model_validate(deposit)
+
+
+@router.get("/admin/bank/reserves")
+async def reserves(_: AdminUser, session: SessionDep, handle: ChainDep) -> ReservesOut:
+    """GCC's supply on chain against the roubles the bank holds; `ok` when they agree."""
+    return await service.reserves(session, handle)
 
 
 @router.post(

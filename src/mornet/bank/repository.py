@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -62,6 +63,14 @@ async def open_deposits(
         .limit(limit)
     )
     return rows.all()
+
+
+async def held_deposits(session: AsyncSession) -> Sequence[tuple[uuid.UUID, Decimal]]:
+    """(id, amount) of every deposit whose roubles the bank holds for the platform."""
+    rows = await session.execute(
+        select(Deposit.id, Deposit.amount).where(Deposit.minted, ~Deposit.refunded)
+    )
+    return [(deposit_id, amount) for deposit_id, amount in rows.all()]
 
 
 async def record_notification(

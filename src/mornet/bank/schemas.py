@@ -30,3 +30,19 @@ class DepositOut(BaseModel):
     amount: Decimal
     minted: bool
     created_at: datetime
+
+
+class ReservesOut(BaseModel):
+    """GCC is bank-backed: its supply on chain, with what is in flight, equals the roubles the
+    bank holds for the platform (`ok`)."""
+
+    confirmed_deposits: Decimal
+    """RUB of confirmed deposits the bank still holds (refunds taken out)."""
+    paid_withdrawals: Decimal
+    escrow_rub: Decimal
+    gcc_total_supply: Decimal
+    gcc_mints_pending: Decimal
+    """GCC due for confirmed deposits whose mint is not on chain yet."""
+    gcc_burns_pending: Decimal
+    gcc_held_for_withdrawals: Decimal
+    ok: bool

@@ -27,8 +27,10 @@ from mornet.bank.events import DepositConfirmed
 from mornet.bank.lifecycle import DepositState, Effect, apply
 from mornet.bank.models import BankAlert, Deposit
 from mornet.bank.protocol import PaymentStatus, verify
+from mornet.bank.schemas import ReservesOut
 from mornet.chain import service as chain
-from mornet.chain.schemas import OperationKind, to_base_units
+from mornet.chain.errors import ChainUnavailable
+from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
 from mornet.db import utcnow
 from mornet.errors import Forbidden, NotFound, ValidationFailed
 from mornet.pagination import PageRequest
@@ -238,6 +240,32 @@ async def mint_for_deposit(
         kind=OperationKind.MINT,
         moves=[chain.Move(amount=to_base_units(event.amount), receiver=wallet.address)],
         idempotency_key=deposit_mint_key(event.deposit_id),
+    )
+
+
+async def reserves(session: AsyncSession, handle: chain.ChainHandle | None) -> ReservesOut:
+    """The reserves check: GCC on chain plus mints in flight equals the roubles held."""
+    if handle is None:
+        raise ChainUnavailable()
+    held = await repository.held_deposits(session)
+    statuses = await chain.statuses_of(session, [deposit_mint_key(d) for d, _ in held])
+    confirmed = sum((amount for _, amount in held), Decimal(0))
+    pending = sum(
+        (amount for d, amount in held if statuses.get(deposit_mint_key(d)) != "confirmed"),
+        Decimal(0),
+    )
+    supply = from_base_units(await handle.total_supply("GCC"))
+    paid = burns = held_back = Decimal(0)  # withdrawals are not built yet
+    escrow = confirmed - paid
+    return ReservesOut(
+        confirmed_deposits=confirmed,
+        paid_withdrawals=paid,
+        escrow_rub=escrow,
+        gcc_total_supply=supply,
+        gcc_mints_pending=pending,
+        gcc_burns_pending=burns,
+        gcc_held_for_withdrawals=held_back,
+        ok=supply + pending - burns == escrow,
     )
 
 

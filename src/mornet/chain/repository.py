@@ -27,6 +27,17 @@ async def operation_by_key(session: AsyncSession, key: str) -> ChainOperation | 
     return await session.scalar(select(ChainOperation).where(ChainOperation.idempotency_key == key))
 
 
+async def statuses_by_key(session: AsyncSession, keys: Sequence[str]) -> dict[str, str]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(ChainOperation.idempotency_key, ChainOperation.status).where(
+            ChainOperation.idempotency_key.in_(keys)
+        )
+    )
+    return {key: str(status) for key, status in rows.all()}
+
+
 async def operation(session: AsyncSession, operation_id: uuid.UUID) -> ChainOperation | None:
     return await session.get(ChainOperation, operation_id)
 

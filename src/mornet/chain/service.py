@@ -231,6 +231,11 @@ async def operation_for_key(session: AsyncSession, idempotency_key: str) -> Chai
     return await repository.operation_by_key(session, idempotency_key)
 
 
+async def statuses_of(session: AsyncSession, idempotency_keys: Sequence[str]) -> dict[str, str]:
+    """The status of each requested operation, by its idempotency key (absent: not requested)."""
+    return await repository.statuses_by_key(session, idempotency_keys)
+
+
 async def request(
     session: AsyncSession,
     handle: ChainHandle | None,

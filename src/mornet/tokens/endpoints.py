@@ -25,7 +25,7 @@ async def _move(
     session: SessionDep,
     handle: ChainDep,
 ) -> OperationOut:
-    operation, _ = await service.move(
+    operation, _ = await service.operator_move(
         session,
         handle,
         kind=kind,

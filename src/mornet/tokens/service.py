@@ -11,12 +11,53 @@ from mornet.chain import service as chain
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import DECIMALS, OperationKind, OperationOut
 from mornet.db import utcnow
-from mornet.errors import NotFound, ValidationFailed
+from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.tokens.models import PlatformParameter
 from mornet.wallets import service as wallets
 
 GCM_RATE = "gcm_rate"
 GCM_QUANTUM = Decimal(1).scaleb(-DECIMALS)
+
+
+BANK_BACKED = frozenset({"GCC"})
+"""Tokens that exist only against roubles held by the bank."""
+
+
+class GccIsBankBacked(Conflict):
+    code = "gcc_is_bank_backed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "GCC is minted only for a confirmed bank deposit and burned only for a payout or "
+            "a refund; an operator adjusts E, H, W and GCM"
+        )
+
+
+async def operator_move(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    kind: OperationKind,
+    token: str,
+    account: str,
+    amount: Decimal,
+    idempotency_key: str,
+    actor_id: uuid.UUID | None,
+) -> tuple[OperationOut, bool]:
+    """An operator's mint or burn: an adjustment of E, H, W or GCM. Never GCC, whose supply
+    must equal the roubles the bank holds."""
+    if token in BANK_BACKED:
+        raise GccIsBankBacked()
+    return await move(
+        session,
+        handle,
+        kind=kind,
+        token=token,
+        account=account,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        actor_id=actor_id,
+    )
 
 
 async def move(
