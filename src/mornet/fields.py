@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -49,9 +50,14 @@ class DecimalText:
     positive: bool
     description: str = ""
 
-    @property
+    @cached_property
     def pattern(self) -> str:
         return decimal_pattern(places=self.places, digits=self.digits, positive=self.positive)
+
+    @cached_property
+    def bounds(self) -> tuple[int, int]:
+        """The whole numbers accepted as JSON numbers."""
+        return (1 if self.positive else 0), 10**self.digits - 1
 
     @property
     def rule(self) -> str:
@@ -59,7 +65,7 @@ class DecimalText:
         return f"{sign}, below 10^{self.digits}, at most {self.places} decimal places"
 
     def parse(self, value: object) -> Decimal:
-        smallest, largest = (1 if self.positive else 0), 10**self.digits - 1
+        smallest, largest = self.bounds
         if isinstance(value, bool):
             raise ValueError(f"a decimal string is expected, {self.rule}")
         if isinstance(value, float):
@@ -89,7 +95,7 @@ class DecimalText:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        smallest, largest = (1 if self.positive else 0), 10**self.digits - 1
+        smallest, largest = self.bounds
         described = f"{self.description} " if self.description else ""
         return {
             "anyOf": [

@@ -151,7 +151,6 @@ class Relay:
         self.keep_published = keep_published
         self.keep_processed = keep_processed
         self.wake = asyncio.Event()
-        self.published = 0
 
     async def run_once(self) -> int:
         """Publish one batch of unpublished events. Returns how many."""
@@ -179,7 +178,6 @@ class Relay:
                 .values(published_at=utcnow())
             )
             await session.commit()
-        self.published += len(rows)
         return len(rows)
 
     async def drain(self) -> int:
@@ -219,7 +217,6 @@ class Relay:
                 except Exception:
                     log.exception("outbox.relay_round_failed")
                     published = 0
-                    await asyncio.sleep(idle_seconds)
                 if not published:
                     self.wake.clear()
                     with contextlib.suppress(TimeoutError):

@@ -30,7 +30,7 @@ from mornet.db import create_engine, create_sessionmaker, unit_of_work
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
-from mornet.outbox import Consumer, Relay, Subscription
+from mornet.outbox import Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
 from mornet.telemetry.runtime import Telemetry, start_telemetry
 from mornet.wallets import service as wallets
@@ -52,7 +52,6 @@ class Runtime:
     bus: Bus | None = None
     relay: Relay | None = None
     bank: Bank | None = None
-    consumers: list[Consumer[Any]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     login_throttle: Throttle = field(init=False)
     registration_throttle: Throttle = field(init=False)
@@ -107,7 +106,7 @@ class Runtime:
         first: the in-process bus hands an event only to those already listening)."""
         events = self.event_bus()
         for subscription in self.subscriptions() if subscriptions is None else subscriptions:
-            self.consumers.append(await outbox.subscribe(events, self.sessions, subscription))
+            await outbox.subscribe(events, self.sessions, subscription)
         self.relay = Relay(self.sessions, events)
         if run_relay:
             self._tasks.append(asyncio.create_task(self.relay.run_forever(), name="outbox-relay"))

@@ -243,19 +243,13 @@ async def test_graphql_deposit_and_deposits(
 
 
 async def _reconcile(runtime: Runtime) -> int:
+    """One round of the poller, with no quiet period."""
     from datetime import timedelta
 
-    from mornet.bank import service as bank
-    from mornet.db import unit_of_work
+    from mornet.bank.runtime import reconcile_round
 
     assert runtime.bank is not None
-    async with unit_of_work(runtime.sessions) as session:
-        stale = await bank.stale_deposits(session, quiet_for=timedelta(0))
-    changed = 0
-    for deposit_id in stale:
-        async with unit_of_work(runtime.sessions) as session:
-            changed += await bank.reconcile_deposit(session, runtime.bank.gateway, deposit_id)
-    return changed
+    return await reconcile_round(runtime.sessions, runtime.bank.gateway, quiet_for=timedelta(0))
 
 
 async def test_confirm_checking_is_resolved_by_asking_the_bank(

@@ -94,10 +94,3 @@ async def record_notification(
 
 def alert(session: AsyncSession, *, kind: str, detail: str, deposit_id: uuid.UUID | None) -> None:
     session.add(BankAlert(kind=kind, detail=detail[:2000], deposit_id=deposit_id))
-
-
-async def alerts(session: AsyncSession, *, limit: int = 100) -> Sequence[BankAlert]:
-    rows = await session.scalars(
-        select(BankAlert).order_by(BankAlert.created_at.desc()).limit(limit)
-    )
-    return rows.all()

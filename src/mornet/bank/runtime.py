@@ -82,18 +82,27 @@ async def reconcile_forever(
     quiet_for: timedelta,
     every_seconds: float = 60,
 ) -> None:
-    """The reconciliation poller: deposits without an outcome for `quiet_for` are asked about,
-    each in its own transaction (an answer that cannot be had now is asked again later)."""
+    """The reconciliation poller: `reconcile_round` every `every_seconds`."""
     while True:
         try:
-            async with unit_of_work(sessions) as session:
-                stale = await stale_deposits(session, quiet_for=quiet_for)
-            for deposit_id in stale:
-                try:
-                    async with unit_of_work(sessions) as session:
-                        await reconcile_deposit(session, gateway, deposit_id)
-                except Exception:
-                    log.exception("bank.reconcile_failed", deposit=str(deposit_id))
+            await reconcile_round(sessions, gateway, quiet_for=quiet_for)
         except Exception:
             log.exception("bank.reconcile_round_failed")
         await asyncio.sleep(every_seconds)
+
+
+async def reconcile_round(
+    sessions: async_sessionmaker[AsyncSession], gateway: BankGateway, *, quiet_for: timedelta
+) -> int:
+    """Ask the bank about every deposit without an outcome for `quiet_for`, each in its own
+    transaction (one that fails now is asked again next round). Returns how many changed."""
+    async with unit_of_work(sessions) as session:
+        stale = await stale_deposits(session, quiet_for=quiet_for)
+    changed = 0
+    for deposit_id in stale:
+        try:
+            async with unit_of_work(sessions) as session:
+                changed += await reconcile_deposit(session, gateway, deposit_id)
+        except Exception:
+            log.exception("bank.reconcile_failed", deposit=str(deposit_id))
+    return changed

@@ -181,8 +181,7 @@ class SandboxBank:
 
     async def idle(self) -> None:
         """Wait until every notification was delivered (tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.idle_except(None)
 
     async def close(self) -> None:
         for task in list(self._tasks):

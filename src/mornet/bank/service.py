@@ -25,7 +25,7 @@ from mornet.bank import repository
 from mornet.bank.adapter import TBankAdapter, kopecks
 from mornet.bank.events import DepositConfirmed
 from mornet.bank.lifecycle import DepositState, Effect, apply
-from mornet.bank.models import BankAlert, Deposit
+from mornet.bank.models import Deposit
 from mornet.bank.protocol import PaymentStatus, verify
 from mornet.bank.schemas import ReservesOut
 from mornet.chain import service as chain
@@ -267,7 +267,3 @@ async def reserves(session: AsyncSession, handle: chain.ChainHandle | None) -> R
         gcc_held_for_withdrawals=held_back,
         ok=supply + pending - burns == escrow,
     )
-
-
-async def alerts(session: AsyncSession, *, limit: int = 100) -> Sequence[BankAlert]:
-    return await repository.alerts(session, limit=limit)
