@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     bank_deposit_min: Decimal = Field(default=Decimal(10), gt=0)
     bank_deposit_max: Decimal = Field(default=Decimal(600_000), gt=0)
     """Bounds of one deposit, in RUB."""
+    bank_withdrawal_min: Decimal = Field(default=Decimal(10), gt=0)
+    bank_withdrawal_max: Decimal = Field(default=Decimal(600_000), gt=0)
+    """Bounds of one withdrawal, in RUB."""
+    bank_payout_seconds: float = Field(default=30, gt=0)
+    """How often payouts still running are asked about (a held withdrawal starts at once)."""
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
 

@@ -13,14 +13,21 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mornet import outbox
 from mornet.bank import service as bank_service
-from mornet.bank.events import DepositConfirmed
-from mornet.bank.runtime import Bank, reconcile_forever
+from mornet.bank.events import (
+    DepositConfirmed,
+    DepositRefunded,
+    WithdrawalPaid,
+    WithdrawalRejected,
+)
+from mornet.bank.runtime import Bank, payouts_forever, reconcile_forever
 from mornet.bus import Bus, open_bus
 from mornet.chain.client import ChainClient
+from mornet.chain.events import OperationFinished
 from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
 from mornet.chain.service import ChainHandle, ensure_deployed
 from mornet.chain.submitter import Submitter
@@ -94,7 +101,34 @@ class Runtime:
         async def mint_for_deposit(session: AsyncSession, event: DepositConfirmed) -> None:
             await bank_service.mint_for_deposit(session, self.chain, event)
 
-        return [Subscription("bank.mint-deposits", DepositConfirmed, mint_for_deposit)]
+        async def burn_for_refund(session: AsyncSession, event: DepositRefunded) -> None:
+            await bank_service.burn_for_refund(session, self.chain, event)
+
+        async def burn_paid_withdrawal(session: AsyncSession, event: WithdrawalPaid) -> None:
+            await bank_service.burn_paid_withdrawal(session, self.chain, event)
+
+        async def return_withdrawal(session: AsyncSession, event: WithdrawalRejected) -> None:
+            await bank_service.return_rejected_withdrawal(session, self.chain, event)
+
+        async def withdrawal_held(session: AsyncSession, event: OperationFinished) -> None:
+            held = await bank_service.hold_finished(
+                session,
+                operation_id=event.operation_id,
+                confirmed=event.status == "confirmed",
+                error=event.error,
+            )
+            if held and self.bank is not None:
+                due = self.bank.payouts_due
+                sync = session.sync_session
+                sa_event.listen(sync, "after_commit", lambda _: due.set(), once=True)
+
+        return [
+            Subscription("bank.mint-deposits", DepositConfirmed, mint_for_deposit),
+            Subscription("bank.burn-refunds", DepositRefunded, burn_for_refund),
+            Subscription("bank.burn-paid-withdrawals", WithdrawalPaid, burn_paid_withdrawal),
+            Subscription("bank.return-rejected-withdrawals", WithdrawalRejected, return_withdrawal),
+            Subscription("bank.withdrawal-holds", OperationFinished, withdrawal_held),
+        ]
 
     async def start_events(
         self,
@@ -113,9 +147,18 @@ class Runtime:
         return self.relay
 
     def start_bank_reconciler(self) -> None:
-        """Ask the bank about deposits that wait too long for an outcome (GetState)."""
+        """Ask the bank about deposits that wait too long for an outcome (GetState), and run
+        the payouts of held withdrawals."""
         if self.bank is None:
             return
+        self._tasks.append(
+            asyncio.create_task(
+                payouts_forever(
+                    self.sessions, self.bank, every_seconds=self.settings.bank_payout_seconds
+                ),
+                name="bank-payouts",
+            )
+        )
         quiet_for = timedelta(minutes=self.settings.bank_reconcile_minutes)
         self._tasks.append(
             asyncio.create_task(

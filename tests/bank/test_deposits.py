@@ -8,35 +8,19 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.bank.models import BankAlert, BankNotification, Deposit
 from mornet.bank.protocol import PaymentStatus, sign
-from mornet.bank.runtime import Bank
-from mornet.bank.sandbox import SandboxBank
 from mornet.chain.models import ChainOperation
 from mornet.chain.service import ChainHandle
 from mornet.runtime import Runtime
 from mornet.wallets import service as wallets
+from tests.bank import flows
 from tests.factories import user_with_token
 
 NOTIFICATIONS = "/api/bank/notifications/tbank"
-
-
-def _sandbox(runtime: Runtime) -> SandboxBank:
-    assert isinstance(runtime.bank, Bank)
-    assert runtime.bank.sandbox is not None
-    return runtime.bank.sandbox
-
-
-async def _settle(runtime: Runtime, chain: ChainHandle) -> None:
-    """Deliver every notification, relay the events, and carry out the chain moves."""
-    await _sandbox(runtime).idle()
-    assert runtime.relay is not None
-    await runtime.relay.drain()
-    await chain.submitter.drain(max_seconds=60)
 
 
 async def _mints(session: AsyncSession, deposit_id: str) -> list[ChainOperation]:
@@ -47,24 +31,11 @@ async def _mints(session: AsyncSession, deposit_id: str) -> list[ChainOperation]
     return list(rows)
 
 
-@pytest.fixture
-async def banking(runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient) -> Runtime:
-    await runtime.start_events(run_relay=False)
-    _sandbox(runtime).retry_seconds = 0.01
-    return runtime
-
-
-async def _deposit(client: httpx.AsyncClient, headers: dict[str, str], amount: str) -> Any:
-    opened = await client.post("/api/bank/deposits", json={"amount": amount}, headers=headers)
-    assert opened.status_code == 201, opened.text
-    return opened.json()
-
-
 async def test_a_paid_deposit_becomes_gcc_in_the_wallet(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     user, headers = await user_with_token(client, session)
-    deposit = await _deposit(client, headers, "500")
+    deposit = await flows.deposit(client, headers, "500")
     assert deposit["status"] == "NEW"
     assert deposit["payment_url"].startswith("/sandbox/tbank/pay/")
     assert Decimal(deposit["amount"]) == 500
@@ -74,7 +45,7 @@ async def test_a_paid_deposit_becomes_gcc_in_the_wallet(
     assert "500.00 RUB" in page.text
     paid = await client.post(deposit["payment_url"], data={"action": "pay"})
     assert paid.status_code == 303
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
 
     seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
     assert (seen["status"], seen["minted"]) == ("CONFIRMED", True)
@@ -89,18 +60,18 @@ async def test_repeated_reordered_and_unacknowledged_notifications_mint_once(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     user, headers = await user_with_token(client, session)
-    sandbox = _sandbox(banking)
+    sandbox = flows.sandbox_of(banking)
     sandbox.duplicates, sandbox.reorder, sandbox.ignore_ok = 3, True, 4
-    deposit = await _deposit(client, headers, "120.50")
+    deposit = await flows.deposit(client, headers, "120.50")
     await client.post(deposit["payment_url"], data={"action": "pay"})
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     # And the bank sends the confirmation once more, much later.
     payment = sandbox.payments[deposit["payment_id"]]
     again = await client.post(
         NOTIFICATIONS, json=sandbox.notification(payment, PaymentStatus.CONFIRMED)
     )
     assert (again.status_code, again.text) == (200, "OK")
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
 
     wallet = await wallets.wallet_of(session, user.id)
     assert await chain.balance_of("GCC", wallet.address) == Decimal("120.50") * 10**18
@@ -117,9 +88,9 @@ async def test_a_declined_payment_mints_nothing(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, headers = await user_with_token(client, session)
-    deposit = await _deposit(client, headers, "50")
+    deposit = await flows.deposit(client, headers, "50")
     await client.post(deposit["payment_url"], data={"action": "decline"})
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
     assert (seen["status"], seen["minted"]) == ("REJECTED", False)
     assert await _mints(session, deposit["id"]) == []
@@ -129,8 +100,8 @@ async def test_forged_and_mismatched_notifications_are_refused_and_mint_nothing(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, headers = await user_with_token(client, session)
-    sandbox = _sandbox(banking)
-    deposit = await _deposit(client, headers, "300")
+    sandbox = flows.sandbox_of(banking)
+    deposit = await flows.deposit(client, headers, "300")
     payment = sandbox.payments[deposit["payment_id"]]
     genuine = sandbox.notification(payment, PaymentStatus.CONFIRMED)
 
@@ -154,7 +125,7 @@ async def test_forged_and_mismatched_notifications_are_refused_and_mint_nothing(
         refused = await client.post(NOTIFICATIONS, json=resigned(**change))
         assert refused.status_code == 422, change
         assert refused.json()["error"]["code"] == "notification_refused"
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     assert await _mints(session, deposit["id"]) == []
     session.expire_all()
     alerts = await session.scalar(select(func.count()).select_from(BankAlert))
@@ -166,7 +137,7 @@ async def test_forged_and_mismatched_notifications_are_refused_and_mint_nothing(
     # The refusals did not shadow the genuine notification.
     accepted = await client.post(NOTIFICATIONS, json=genuine)
     assert (accepted.status_code, accepted.text) == (200, "OK")
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     assert len(await _mints(session, deposit["id"])) == 1
 
 
@@ -175,7 +146,7 @@ async def test_deposits_are_private_bounded_and_need_a_login(
 ) -> None:
     _, owner = await user_with_token(client, session)
     _, intruder = await user_with_token(client, session)
-    deposit = await _deposit(client, owner, "10")
+    deposit = await flows.deposit(client, owner, "10")
     foreign = await client.get(f"/api/bank/deposits/{deposit['id']}", headers=intruder)
     assert foreign.status_code == 404
     assert (await client.get("/api/bank/deposits", headers=intruder)).json()["items"] == []
@@ -212,7 +183,7 @@ async def test_top_up_through_the_pages(
     paid = await client.post(payment_page, data={"action": "pay"})
     assert paid.status_code == 303
     assert paid.headers["location"].endswith("/bank")
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
 
     listed = await client.get("/bank")
     assert "250.50 RUB" in listed.text
@@ -256,15 +227,15 @@ async def test_confirm_checking_is_resolved_by_asking_the_bank(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     user, headers = await user_with_token(client, session)
-    _sandbox(banking).confirm_checking = True
-    deposit = await _deposit(client, headers, "42")
+    flows.sandbox_of(banking).confirm_checking = True
+    deposit = await flows.deposit(client, headers, "42")
     await client.post(deposit["payment_url"], data={"action": "pay"})
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
     assert (seen["status"], seen["minted"]) == ("CONFIRM_CHECKING", False)
 
     assert await _reconcile(banking) == 1
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
     assert (seen["status"], seen["minted"]) == ("CONFIRMED", True)
     wallet = await wallets.wallet_of(session, user.id)
@@ -277,15 +248,15 @@ async def test_an_expired_payment_link_is_found_by_asking_the_bank(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
     _, headers = await user_with_token(client, session)
-    deposit = await _deposit(client, headers, "15")
-    waiting = await _deposit(client, headers, "16")
+    deposit = await flows.deposit(client, headers, "15")
+    waiting = await flows.deposit(client, headers, "16")
     await client.post(deposit["payment_url"], data={"action": "expire"})
     assert await _reconcile(banking) == 1  # the other one is still NEW at the bank
     seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
     assert seen["status"] == "DEADLINE_EXPIRED"
     still = (await client.get(f"/api/bank/deposits/{waiting['id']}", headers=headers)).json()
     assert still["status"] == "NEW"
-    await _settle(banking, chain)
+    await flows.settle(banking, chain)
     assert await _mints(session, deposit["id"]) == []
 
 
@@ -303,9 +274,9 @@ async def test_reserves_equal_supply_at_every_step(
         return body
 
     assert Decimal((await reserves())["escrow_rub"]) == 0
-    deposit = await _deposit(client, headers, "200")
+    deposit = await flows.deposit(client, headers, "200")
     await client.post(deposit["payment_url"], data={"action": "pay"})
-    await _sandbox(banking).idle()
+    await flows.sandbox_of(banking).idle()
     # Confirmed by the bank, not minted yet: in flight.
     mid = await reserves()
     assert Decimal(mid["escrow_rub"]) == 200

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import structlog
 
-from mornet.bank.protocol import PaymentStatus, sign
+from mornet.bank.protocol import PaymentStatus, PayoutStatus, sign
 from mornet.errors import MornetError
 
 log = structlog.get_logger(__name__)
@@ -27,6 +27,20 @@ class BankUnavailable(MornetError):
 class BankRefused(MornetError):
     status = 502
     code = "bank_refused"
+
+
+@dataclass(frozen=True)
+class CardForm:
+    """The bank's card-binding form for a customer: the user binds a card there."""
+
+    request_key: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Payout:
+    payment_id: str
+    status: PayoutStatus
 
 
 @dataclass(frozen=True)
@@ -49,11 +63,13 @@ class TBankAdapter:
         self.password = password
         self.client = client
 
-    async def _call(self, method: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self, method: str, fields: dict[str, Any], *, api: str = "v2"
+    ) -> dict[str, Any]:
         body = {"TerminalKey": self.terminal_key, **fields}
         body["Token"] = sign(body, self.password)
         try:
-            response = await self.client.post(f"{self.base_url}/v2/{method}", json=body)
+            response = await self.client.post(f"{self.base_url}/{api}/{method}", json=body)
             answer: dict[str, Any] = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise BankUnavailable(str(exc) or type(exc).__name__) from exc
@@ -95,3 +111,51 @@ class TBankAdapter:
     async def get_state(self, payment_id: str) -> PaymentStatus:
         answer = await self._call("GetState", {"PaymentId": payment_id})
         return PaymentStatus(answer["Status"])
+
+    # Payouts to cards: T-Bank's e2c API (`/e2c/v2/...`), with its own customers and cards.
+
+    async def add_customer(self, customer_key: str) -> None:
+        """Open the user's account at the bank (idempotent: an existing one is fine)."""
+        await self._call("AddCustomer", {"CustomerKey": customer_key}, api=E2C)
+
+    async def add_card(self, customer_key: str) -> CardForm:
+        answer = await self._call(
+            "AddCard", {"CustomerKey": customer_key, "CheckType": "NO"}, api=E2C
+        )
+        return CardForm(request_key=str(answer["RequestKey"]), url=str(answer["PaymentURL"]))
+
+    async def init_payout(
+        self, *, order_id: str, amount: Decimal, customer_key: str, card_id: str
+    ) -> Payout:
+        answer = await self._call(
+            "Init",
+            {
+                "OrderId": order_id,
+                "Amount": kopecks(amount),
+                "CustomerKey": customer_key,
+                "CardId": card_id,
+            },
+            api=E2C,
+        )
+        return Payout(str(answer["PaymentId"]), PayoutStatus(answer.get("Status", "CHECKED")))
+
+    async def pay(self, payment_id: str) -> PayoutStatus:
+        """Send a checked payout (the bank pays a payment id once)."""
+        answer = await self._call("Payment", {"PaymentId": payment_id}, api=E2C)
+        return PayoutStatus(answer["Status"])
+
+    async def payout_state(self, payment_id: str) -> PayoutStatus:
+        answer = await self._call("GetState", {"PaymentId": payment_id}, api=E2C)
+        return PayoutStatus(answer["Status"])
+
+    async def payouts_of_order(self, order_id: str) -> list[Payout]:
+        """The payouts the bank opened for our order (after a crash between Init and saving
+        its answer, this finds the payout instead of opening a second one)."""
+        answer = await self._call("CheckOrder", {"OrderId": order_id}, api=E2C)
+        return [
+            Payout(str(p["PaymentId"]), PayoutStatus(p["Status"]))
+            for p in answer.get("Payments") or []
+        ]
+
+
+E2C = "e2c/v2"

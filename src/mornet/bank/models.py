@@ -29,6 +29,8 @@ class Deposit(UUIDPrimaryKey, Base):
     payment_url: Mapped[str | None] = mapped_column(String(500), default=None)
     minted: Mapped[bool] = mapped_column(Boolean, default=False)
     refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    refund_debt: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Refunded by the bank after its GCC was spent: that GCC stays unbacked (an alert)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -54,6 +56,60 @@ class BankAlert(UUIDPrimaryKey, Base):
     __tablename__ = "bank_alerts"
 
     deposit_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None, index=True)
+    withdrawal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None, index=True)
     kind: Mapped[str] = mapped_column(String(50))
     detail: Mapped[str] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankCustomer(Base):
+    """The user's account at the bank (T-Bank's CustomerKey), opened on first use."""
+
+    __tablename__ = "bank_customers"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    customer_key: Mapped[str] = mapped_column(String(50), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankCard(UUIDPrimaryKey, Base):
+    """A card bound at the bank for payouts. The platform never sees the card number: only
+    the bank's CardId and the masked Pan. `pending` until the bank reports the binding."""
+
+    __tablename__ = "bank_cards"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    request_key: Mapped[str] = mapped_column(String(50), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    bank_card_id: Mapped[str | None] = mapped_column(String(50), unique=True, default=None)
+    """The bank's CardId."""
+    pan: Mapped[str | None] = mapped_column(String(30), default=None)
+    exp_date: Mapped[str | None] = mapped_column(String(10), default=None)
+    form_url: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Withdrawal(UUIDPrimaryKey, Base):
+    """GCC out as roubles to a bound card: held in escrow on chain, paid out by the bank
+    (e2c), then burned — or given back if the bank rejects the payout. The bank knows it by
+    `order_id` (ours) and `payment_id` (its own)."""
+
+    __tablename__ = "bank_withdrawals"
+    __table_args__ = (
+        Index("ix_bank_withdrawals_user_created", "user_id", "created_at"),
+        Index("uq_bank_withdrawals_user_key", "user_id", "idempotency_key", unique=True),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    card_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    """The bound card (BankCard.id, ours; the bank's CardId is on the card)."""
+    amount: Mapped[Decimal] = mapped_column(ScaledDecimal(2))
+    """RUB, stored as kopecks; the same amount of GCC."""
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    order_id: Mapped[str] = mapped_column(String(50), unique=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    hold_operation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, unique=True, default=None)
+    payment_id: Mapped[str | None] = mapped_column(String(50), unique=True, default=None)
+    bank_status: Mapped[str | None] = mapped_column(String(30), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

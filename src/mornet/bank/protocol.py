@@ -27,6 +27,22 @@ class PaymentStatus(StrEnum):
     CANCELED = "CANCELED"
 
 
+class PayoutStatus(StrEnum):
+    """A payout to a card (T-Bank's e2c protocol): Init checks it (CHECKED), Payment sends it
+    (CREDIT_CHECKING), and the bank reports the outcome."""
+
+    NEW = "NEW"
+    CHECKING = "CHECKING"
+    CHECKED = "CHECKED"
+    CREDIT_CHECKING = "CREDIT_CHECKING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+
+
+LINKCARD = "LINKCARD"
+"""`NotificationType` of the bank's notification that a card was bound (or refused)."""
+
+
 def _text(value: object) -> str:
     # The bank writes booleans as JSON does; Python's str(True) is "True" and breaks the token.
     if isinstance(value, bool):

@@ -12,7 +12,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor, readable_by
-from mornet.bank.models import BankAlert, BankNotification, Deposit
+from mornet.bank.models import (
+    BankAlert,
+    BankCard,
+    BankCustomer,
+    BankNotification,
+    Deposit,
+    Withdrawal,
+)
 from mornet.db import insert_for, lock_rows, utcnow
 from mornet.pagination import PageRequest, fetch_page
 
@@ -92,5 +99,160 @@ async def record_notification(
     return stored.first() is not None
 
 
-def alert(session: AsyncSession, *, kind: str, detail: str, deposit_id: uuid.UUID | None) -> None:
-    session.add(BankAlert(kind=kind, detail=detail[:2000], deposit_id=deposit_id))
+def alert(
+    session: AsyncSession,
+    *,
+    kind: str,
+    detail: str,
+    deposit_id: uuid.UUID | None = None,
+    withdrawal_id: uuid.UUID | None = None,
+) -> None:
+    session.add(
+        BankAlert(
+            kind=kind, detail=detail[:2000], deposit_id=deposit_id, withdrawal_id=withdrawal_id
+        )
+    )
+
+
+async def alerts(session: AsyncSession, page: PageRequest) -> tuple[Sequence[BankAlert], int]:
+    query = select(BankAlert).order_by(BankAlert.created_at.desc(), BankAlert.id)
+    return await fetch_page(session, query, page)
+
+
+async def all_deposits(session: AsyncSession, page: PageRequest) -> tuple[Sequence[Deposit], int]:
+    query = select(Deposit).order_by(Deposit.created_at.desc(), Deposit.id)
+    return await fetch_page(session, query, page)
+
+
+async def refunded_deposits(session: AsyncSession) -> Sequence[tuple[uuid.UUID, Decimal, bool]]:
+    """(id, amount, refund_debt) of every deposit refunded after its GCC was minted."""
+    rows = await session.execute(
+        select(Deposit.id, Deposit.amount, Deposit.refund_debt).where(
+            Deposit.minted, Deposit.refunded
+        )
+    )
+    return [(deposit_id, amount, debt) for deposit_id, amount, debt in rows.all()]
+
+
+async def deposit_for_update(session: AsyncSession, deposit_id: uuid.UUID) -> Deposit | None:
+    await lock_rows(session, Deposit, Deposit.id == deposit_id)
+    deposit: Deposit | None = await session.scalar(
+        select(Deposit)
+        .where(Deposit.id == deposit_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return deposit
+
+
+# Customers and cards.
+
+
+async def customer(session: AsyncSession, user_id: uuid.UUID) -> BankCustomer | None:
+    return await session.get(BankCustomer, user_id)
+
+
+async def add_customer(session: AsyncSession, user_id: uuid.UUID, customer_key: str) -> None:
+    """Record the user's customer at the bank (a concurrent first use records it once)."""
+    await session.execute(
+        insert_for(session, BankCustomer)
+        .values(user_id=user_id, customer_key=customer_key, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["user_id"])
+    )
+
+
+async def cards_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[BankCard]:
+    rows = await session.scalars(
+        select(BankCard)
+        .where(BankCard.user_id == user_id)
+        .order_by(BankCard.created_at.desc(), BankCard.id)
+    )
+    return rows.all()
+
+
+async def card_of(session: AsyncSession, user_id: uuid.UUID, card_id: uuid.UUID) -> BankCard | None:
+    card: BankCard | None = await session.scalar(
+        select(BankCard).where(BankCard.id == card_id, BankCard.user_id == user_id)
+    )
+    return card
+
+
+async def card_by_request_for_update(session: AsyncSession, request_key: str) -> BankCard | None:
+    await lock_rows(session, BankCard, BankCard.request_key == request_key)
+    card: BankCard | None = await session.scalar(
+        select(BankCard)
+        .where(BankCard.request_key == request_key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return card
+
+
+async def card(session: AsyncSession, card_id: uuid.UUID) -> BankCard | None:
+    return await session.get(BankCard, card_id)
+
+
+# Withdrawals.
+
+
+def readable_withdrawals(actor: Actor) -> Select[Withdrawal]:
+    return select(Withdrawal).where(readable_by(actor, Withdrawal.user_id))
+
+
+async def withdrawal_readable(
+    session: AsyncSession, actor: Actor, withdrawal_id: uuid.UUID
+) -> Withdrawal | None:
+    found: Withdrawal | None = await session.scalar(
+        readable_withdrawals(actor).where(Withdrawal.id == withdrawal_id)
+    )
+    return found
+
+
+async def withdrawals_page(
+    session: AsyncSession, user_id: uuid.UUID | None, page: PageRequest
+) -> tuple[Sequence[Withdrawal], int]:
+    """A user's withdrawals (every user's when `user_id` is None), newest first."""
+    query = select(Withdrawal).order_by(Withdrawal.created_at.desc(), Withdrawal.id)
+    if user_id is not None:
+        query = query.where(Withdrawal.user_id == user_id)
+    return await fetch_page(session, query, page)
+
+
+async def withdrawal_by_key(
+    session: AsyncSession, user_id: uuid.UUID, idempotency_key: str
+) -> Withdrawal | None:
+    found: Withdrawal | None = await session.scalar(
+        select(Withdrawal).where(
+            Withdrawal.user_id == user_id, Withdrawal.idempotency_key == idempotency_key
+        )
+    )
+    return found
+
+
+async def withdrawal_for_update(session: AsyncSession, *where: Any) -> Withdrawal | None:
+    """The withdrawal matching `where`, locked until the transaction ends."""
+    await lock_rows(session, Withdrawal, *where)
+    found: Withdrawal | None = await session.scalar(
+        select(Withdrawal).where(*where).with_for_update().execution_options(populate_existing=True)
+    )
+    return found
+
+
+async def withdrawal_ids_in(
+    session: AsyncSession, statuses: list[str], *, limit: int
+) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(Withdrawal.id)
+        .where(Withdrawal.status.in_(statuses))
+        .order_by(Withdrawal.updated_at)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def withdrawn(session: AsyncSession, status: str) -> Sequence[tuple[uuid.UUID, Decimal]]:
+    """(id, amount) of every withdrawal in `status`."""
+    rows = await session.execute(
+        select(Withdrawal.id, Withdrawal.amount).where(Withdrawal.status == status)
+    )
+    return [(withdrawal_id, amount) for withdrawal_id, amount in rows.all()]

@@ -4,9 +4,10 @@ the app and reached in-process through the same protocol."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
@@ -14,7 +15,7 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mornet.bank import sandbox
+from mornet.bank import sandbox, service
 from mornet.bank.adapter import TBankAdapter
 from mornet.bank.service import BankGateway, reconcile_deposit, stale_deposits
 from mornet.config import ConfigurationError, RuntimeSecrets, Settings
@@ -29,6 +30,8 @@ class Bank:
     gateway: BankGateway
     sandbox: sandbox.SandboxBank | None
     clients: list[httpx.AsyncClient]
+    payouts_due: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a withdrawal is held: its payout starts without waiting for the next round."""
 
     async def close(self) -> None:
         if self.sandbox is not None:
@@ -52,6 +55,8 @@ def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank
             public_url=settings.public_url.rstrip("/"),
             deposit_min=settings.bank_deposit_min,
             deposit_max=settings.bank_deposit_max,
+            withdrawal_min=settings.bank_withdrawal_min,
+            withdrawal_max=settings.bank_withdrawal_max,
         )
 
     if settings.bank_url:
@@ -69,8 +74,13 @@ def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank
     internal = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=INTERNAL)
     terminal_key = settings.bank_terminal_key or sandbox.TERMINAL_KEY
     password = settings.bank_password or sandbox_password(secrets)
-    bank = sandbox.SandboxBank(terminal_key=terminal_key, password=password, notifier=internal)
-    app.include_router(sandbox.sandbox_router(bank))
+    bank = sandbox.SandboxBank(
+        terminal_key=terminal_key,
+        password=password,
+        notifier=internal,
+        notification_url=f"{INTERNAL}/api/bank/notifications/tbank",
+    )
+    app.include_router(sandbox.sandbox_router(bank, return_url="/bank/withdrawals"))
     adapter = TBankAdapter(sandbox.PREFIX, terminal_key, password, internal)
     return Bank(gateway(adapter), bank, [internal])
 
@@ -106,3 +116,39 @@ async def reconcile_round(
         except Exception:
             log.exception("bank.reconcile_failed", deposit=str(deposit_id))
     return changed
+
+
+async def payouts_forever(
+    sessions: async_sessionmaker[AsyncSession], bank: Bank, *, every_seconds: float
+) -> None:
+    """The payout worker: `payout_round` when a withdrawal is held, and every `every_seconds`
+    for payouts still running (or interrupted by a crash)."""
+    while True:
+        bank.payouts_due.clear()
+        try:
+            await payout_round(sessions, bank.gateway)
+        except Exception:
+            log.exception("bank.payout_round_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(bank.payouts_due.wait(), every_seconds)
+
+
+async def payout_round(sessions: async_sessionmaker[AsyncSession], gateway: BankGateway) -> int:
+    """Drive every held or paying withdrawal one step at the bank: mark it paying (committed),
+    ask the bank to pay (no transaction open meanwhile), keep the answer. A crash anywhere in
+    between is picked up by the next round (`service.ask_bank_to_pay` is safe to repeat).
+    Returns how many were asked about."""
+    async with unit_of_work(sessions) as session:
+        due = await service.payable(session)
+    for withdrawal_id in due:
+        try:
+            async with unit_of_work(sessions) as session:
+                order = await service.claim_payout(session, withdrawal_id)
+            if order is None:
+                continue
+            payment_id, status = await service.ask_bank_to_pay(gateway, order)
+            async with unit_of_work(sessions) as session:
+                await service.record_payout(session, withdrawal_id, payment_id, status)
+        except Exception:
+            log.exception("bank.payout_failed", withdrawal=str(withdrawal_id))
+    return len(due)

@@ -19,7 +19,7 @@ import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from mornet.bank.protocol import PaymentStatus, sign, verify
+from mornet.bank.protocol import LINKCARD, PaymentStatus, PayoutStatus, sign, verify
 
 log = structlog.get_logger(__name__)
 PREFIX = "/sandbox/tbank"
@@ -39,6 +39,23 @@ class SandboxPayment:
 
 
 @dataclass
+class SandboxCard:
+    card_id: str
+    pan: str
+    exp_date: str
+
+
+@dataclass
+class SandboxPayout:
+    payment_id: str
+    order_id: str
+    amount: int
+    customer_key: str
+    card_id: str
+    status: PayoutStatus
+
+
+@dataclass
 class SandboxBank:
     terminal_key: str
     password: str
@@ -53,9 +70,19 @@ class SandboxBank:
     confirm_checking: bool = False
     """Test hook: a paid payment is notified only up to CONFIRM_CHECKING; its confirmation
     is then known to GetState alone."""
+    payout_outcome: PayoutStatus = PayoutStatus.COMPLETED
+    """Test hook: how sent payouts end (COMPLETED, or REJECTED by the card's bank)."""
+    hold_payouts: bool = False
+    """Test hook: sent payouts stay CREDIT_CHECKING until `release_payouts()`."""
+    notification_url: str = ""
+    """The terminal's notification URL (card bindings and payouts are notified there)."""
     retry_seconds: float = 0.5
     attempts: int = 20
     payments: dict[str, SandboxPayment] = field(default_factory=dict)
+    customers: dict[str, list[SandboxCard]] = field(default_factory=dict)
+    card_forms: dict[str, str] = field(default_factory=dict)
+    """Open card-binding forms: request key → customer key."""
+    payouts: dict[str, SandboxPayout] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(7_000_000_001))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -129,11 +156,11 @@ class SandboxBank:
         body["Token"] = sign(body, self.password)
         return body
 
-    async def _deliver(self, payment: SandboxPayment, body: dict[str, Any]) -> bool:
+    async def _deliver(self, url: str, body: dict[str, Any]) -> bool:
         """Send one notification until the platform answers `OK` (or attempts run out)."""
-        if self.notifier is None or not payment.notification_url:
+        if self.notifier is None or not url:
             return False
-        path = urlsplit(payment.notification_url).path
+        path = urlsplit(url).path
         for _ in range(self.attempts):
             try:
                 answer = await self.notifier.post(path, json=body)
@@ -157,7 +184,7 @@ class SandboxBank:
         if self.reorder:
             bodies.reverse()
         for body in bodies:
-            await self._deliver(payment, body)
+            await self._deliver(payment.notification_url, body)
 
     def settle_quietly(self, payment_id: str, status: PaymentStatus) -> None:
         """Record the outcome once the notifications sent so far are out (GetState sees it)."""
@@ -175,9 +202,167 @@ class SandboxBank:
             await asyncio.gather(*others, return_exceptions=True)
 
     def settle_in_background(self, payment_id: str, statuses: list[PaymentStatus]) -> None:
-        task = asyncio.create_task(self.settle(payment_id, statuses))
+        self._background(self.settle(payment_id, statuses))
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _signed(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "Token": sign(body, self.password)}
+
+    def _notify(self, body: dict[str, Any]) -> None:
+        """Send a terminal notification (card binding, payout) in the background, repeated
+        per the test hooks, until `OK`."""
+
+        async def send() -> None:
+            for _ in range(self.duplicates):
+                await self._deliver(self.notification_url, self._signed(body))
+
+        self._background(send())
+
+    # e2c: customers, cards and payouts.
+
+    def add_customer(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        key = str(body.get("CustomerKey") or "")
+        if not key:
+            return self._error("9999", "CustomerKey is required")
+        self.customers.setdefault(key, [])
+        return {"Success": True, "ErrorCode": "0", "CustomerKey": key}
+
+    def add_card(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        key = str(body.get("CustomerKey") or "")
+        if key not in self.customers:
+            return self._error("7", "unknown customer")
+        request_key = f"rk-{next(self._ids)}"
+        self.card_forms[request_key] = key
+        return {
+            "Success": True,
+            "ErrorCode": "0",
+            "CustomerKey": key,
+            "RequestKey": request_key,
+            "PaymentURL": f"{PREFIX}/cards/{request_key}",
+        }
+
+    def bind_card(self, request_key: str, *, accept: bool) -> SandboxCard | None:
+        """The user submitted the card form: the bank binds the test card (or refuses it)
+        and notifies the terminal."""
+        customer_key = self.card_forms.pop(request_key)
+        card = None
+        if accept:
+            serial = next(self._ids)
+            card = SandboxCard(str(serial), f"430000******{serial % 10000:04d}", "1230")
+            self.customers[customer_key].append(card)
+        self._notify(
+            {
+                "TerminalKey": self.terminal_key,
+                "NotificationType": LINKCARD,
+                "CustomerKey": customer_key,
+                "RequestKey": request_key,
+                "Success": accept,
+                "Status": "COMPLETED" if accept else "REJECTED",
+                "ErrorCode": "0" if accept else "1051",
+                "CardId": card.card_id if card else "",
+                "Pan": card.pan if card else "",
+                "ExpDate": card.exp_date if card else "",
+            }
+        )
+        return card
+
+    def init_payout(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        amount, order_id = body.get("Amount"), str(body.get("OrderId") or "")
+        if not isinstance(amount, int) or amount <= 0 or not order_id:
+            return self._error("9999", "Amount and OrderId are required")
+        cards = self.customers.get(str(body.get("CustomerKey")), [])
+        if str(body.get("CardId")) not in {card.card_id for card in cards}:
+            return self._error("7", "no such card for this customer")
+        if any(p.order_id == order_id for p in self.payouts.values()):
+            return self._error("8", "this OrderId was used already")
+        payout = SandboxPayout(
+            payment_id=str(next(self._ids)),
+            order_id=order_id,
+            amount=amount,
+            customer_key=str(body["CustomerKey"]),
+            card_id=str(body["CardId"]),
+            status=PayoutStatus.CHECKED,
+        )
+        self.payouts[payout.payment_id] = payout
+        return {**self._payout_answer(payout), "CardId": payout.card_id}
+
+    def _payout_answer(self, payout: SandboxPayout) -> dict[str, Any]:
+        return {
+            "Success": True,
+            "ErrorCode": "0",
+            "TerminalKey": self.terminal_key,
+            "Status": payout.status.value,
+            "PaymentId": payout.payment_id,
+            "OrderId": payout.order_id,
+            "Amount": payout.amount,
+        }
+
+    def pay(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        payout = self.payouts.get(str(body.get("PaymentId")))
+        if payout is None:
+            return self._error("7", "unknown payment")
+        if payout.status != PayoutStatus.CHECKED:
+            return self._error("3", f"the payment is {payout.status.value}, not CHECKED")
+        payout.status = PayoutStatus.CREDIT_CHECKING
+        if not self.hold_payouts:
+            self._finish_payout(payout)
+        return self._payout_answer(payout)
+
+    def _finish_payout(self, payout: SandboxPayout) -> None:
+        payout.status = self.payout_outcome
+        self._notify(
+            {
+                k: v
+                for k, v in self._payout_answer(payout).items()
+                if k not in ("Success", "ErrorCode")
+            }
+            | {
+                "Success": payout.status == PayoutStatus.COMPLETED,
+                "ErrorCode": "0" if payout.status == PayoutStatus.COMPLETED else "1051",
+                "CardId": payout.card_id,
+            }
+        )
+
+    def release_payouts(self) -> None:
+        """End the payouts held in CREDIT_CHECKING (test hook `hold_payouts`)."""
+        for payout in self.payouts.values():
+            if payout.status == PayoutStatus.CREDIT_CHECKING:
+                self._finish_payout(payout)
+
+    def payout_state(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        payout = self.payouts.get(str(body.get("PaymentId")))
+        if payout is None:
+            return self._error("7", "unknown payment")
+        return self._payout_answer(payout)
+
+    def check_order(self, body: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._check(body)) is not None:
+            return refused
+        order_id = str(body.get("OrderId"))
+        payouts = [p for p in self.payouts.values() if p.order_id == order_id]
+        return {
+            "Success": True,
+            "ErrorCode": "0",
+            "OrderId": order_id,
+            "Payments": [
+                {"PaymentId": p.payment_id, "Amount": p.amount, "Status": p.status.value}
+                for p in payouts
+            ],
+        }
 
     async def idle(self) -> None:
         """Wait until every notification was delivered (tests)."""
@@ -203,8 +388,44 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <button>Let the link expire</button></form></body></html>"""
 
 
-def sandbox_router(bank: SandboxBank) -> APIRouter:
+CARD_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Sandbox bank: bind a card</title></head>
+<body style="font-family:sans-serif;max-width:30rem;margin:3rem auto">
+<h1>Sandbox bank</h1><p>Bind a test card for payouts: no real card is involved.</p>
+<form method="post"><input type="hidden" name="action" value="bind">
+<p>Card 4300 0000 0000 0777, 12/30</p><button>Bind this card</button></form>
+<form method="post"><input type="hidden" name="action" value="decline">
+<button>Refuse</button></form></body></html>"""
+
+
+def sandbox_router(bank: SandboxBank, *, return_url: str = "/") -> APIRouter:
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+    def e2c(method: str, answer: Any) -> None:
+        async def call(request: Request) -> JSONResponse:
+            return JSONResponse(answer(await request.json()))
+
+        router.add_api_route(f"/e2c/v2/{method}", call, methods=["POST"])
+
+    e2c("AddCustomer", bank.add_customer)
+    e2c("AddCard", bank.add_card)
+    e2c("Init", bank.init_payout)
+    e2c("Payment", bank.pay)
+    e2c("GetState", bank.payout_state)
+    e2c("CheckOrder", bank.check_order)
+
+    @router.get("/cards/{request_key}")
+    async def card_page(request_key: str) -> Response:
+        if request_key not in bank.card_forms:
+            return HTMLResponse("<h1>No such card form</h1>", status_code=404)
+        return HTMLResponse(CARD_PAGE)
+
+    @router.post("/cards/{request_key}")
+    async def bind(request_key: str, action: str = Form("bind")) -> Response:
+        if request_key not in bank.card_forms:
+            return HTMLResponse("<h1>This card form is not open</h1>", status_code=409)
+        bank.bind_card(request_key, accept=action == "bind")
+        return RedirectResponse(return_url, status_code=303)
 
     @router.post("/v2/Init")
     async def init(request: Request) -> JSONResponse:

@@ -17,22 +17,29 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet import outbox
 from mornet.access import Actor
 from mornet.bank import repository
 from mornet.bank.adapter import TBankAdapter, kopecks
-from mornet.bank.events import DepositConfirmed
+from mornet.bank.events import (
+    DepositConfirmed,
+    DepositRefunded,
+    WithdrawalPaid,
+    WithdrawalRejected,
+)
 from mornet.bank.lifecycle import DepositState, Effect, apply
-from mornet.bank.models import Deposit
-from mornet.bank.protocol import PaymentStatus, verify
-from mornet.bank.schemas import ReservesOut
+from mornet.bank.models import BankAlert, BankCard, Deposit, Withdrawal
+from mornet.bank.protocol import LINKCARD, PaymentStatus, PayoutStatus, verify
+from mornet.bank.schemas import CardStatus, ReservesOut, WithdrawalStatus
 from mornet.chain import service as chain
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
 from mornet.db import utcnow
-from mornet.errors import Forbidden, NotFound, ValidationFailed
+from mornet.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mornet.pagination import PageRequest
 from mornet.wallets import service as wallets
 
@@ -48,6 +55,8 @@ class BankGateway:
     public_url: str
     deposit_min: Decimal
     deposit_max: Decimal
+    withdrawal_min: Decimal
+    withdrawal_max: Decimal
 
     @property
     def notification_url(self) -> str:
@@ -119,14 +128,28 @@ async def receive_notification(
     the caller commits before answering)."""
     if payload.get("TerminalKey") != gateway.terminal_key or not verify(payload, gateway.password):
         raise Forbidden("the notification's terminal or token is wrong", code="bad_token")
+    if payload.get("NotificationType") == LINKCARD:
+        await _card_bound(session, payload)
+        return
     try:
         payment_id = str(payload["PaymentId"])
-        status = PaymentStatus(str(payload["Status"]))
+        reported = str(payload["Status"])
         order_id = str(payload["OrderId"])
         amount = int(payload["Amount"])
     except (KeyError, ValueError, TypeError) as exc:
         raise ValidationFailed(f"not a payment notification: {exc!r}") from exc
     deposit = await repository.by_order_for_update(session, order_id)
+    if deposit is None:
+        withdrawal = await repository.withdrawal_for_update(
+            session, Withdrawal.order_id == order_id
+        )
+        if withdrawal is not None:
+            await _payout_notified(session, withdrawal, payment_id, reported, amount, payload)
+            return
+    try:
+        status = PaymentStatus(reported)
+    except ValueError as exc:
+        raise ValidationFailed(f"not a payment status: {reported!r}") from exc
     mismatch = None
     if deposit is None:
         mismatch = f"unknown order {order_id!r}"
@@ -168,8 +191,15 @@ async def _advance(session: AsyncSession, deposit: Deposit, status: PaymentStatu
                     deposit_id=deposit.id, user_id=deposit.user_id, amount=deposit.amount
                 ),
             )
+        elif effect == Effect.BURN_REFUND:
+            await outbox.record(
+                session,
+                DepositRefunded(
+                    deposit_id=deposit.id, user_id=deposit.user_id, amount=deposit.amount
+                ),
+            )
         else:
-            # A refund after the mint, or contradictory reports: an operator settles it.
+            # Contradictory reports, a partial refund: an operator settles it.
             repository.alert(
                 session,
                 kind=str(effect),
@@ -243,27 +273,471 @@ async def mint_for_deposit(
     )
 
 
+async def burn_for_refund(
+    session: AsyncSession, handle: chain.ChainHandle | None, event: DepositRefunded
+) -> None:
+    """The bank gave a deposit's roubles back: burn its GCC from the depositor's wallet if the
+    wallet can still spend it; if not, that GCC stays unbacked — recorded as a debt and an
+    alert for an operator (the reserves report shows it, and is not ok, until it is settled)."""
+    if handle is None:
+        raise ConnectionError("the chain is not connected yet")
+    units = to_base_units(event.amount)
+    wallet = await wallets.lock_wallet(session, event.user_id)
+    deposit = await repository.deposit_for_update(session, event.deposit_id)
+    assert deposit is not None
+    key = refund_burn_key(event.deposit_id)
+    if deposit.refund_debt or await chain.operation_for_key(session, key) is not None:
+        return
+    if await wallets.available(session, handle, wallet, "GCC") < units:
+        deposit.refund_debt = True
+        repository.alert(
+            session,
+            kind="refund_debt",
+            detail=f"{event.amount} RUB refunded by the bank, but the GCC was spent: "
+            f"{event.amount} GCC are unbacked until an operator settles it",
+            deposit_id=event.deposit_id,
+        )
+        return
+    await chain.request(
+        session,
+        handle,
+        token="GCC",
+        kind=OperationKind.BURN,
+        moves=[chain.Move(amount=units, sender=wallet.address)],
+        idempotency_key=key,
+    )
+
+
+def refund_burn_key(deposit_id: uuid.UUID) -> str:
+    return f"bank:deposit:{deposit_id}:refund"
+
+
+# Cards and withdrawals.
+
+ESCROW_ADDRESS = to_checksum_address(keccak(text="mornet:bank:withdrawal-escrow")[-20:])
+"""Where GCC waits while its payout runs. Nobody holds a key for it (it is a hash, not a
+key's address): only the token contracts' minter moves GCC in and out, and anyone can read
+its balance on chain."""
+
+
+class CardNotFound(NotFound):
+    code = "card_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such card")
+
+
+class CardNotBound(ValidationFailed):
+    code = "card_not_bound"
+
+
+class WithdrawalNotFound(NotFound):
+    code = "withdrawal_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such withdrawal")
+
+
+class WithdrawalKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this idempotency key was already used for a different withdrawal")
+
+
+async def customer_key_of(session: AsyncSession, gateway: BankGateway, user_id: uuid.UUID) -> str:
+    """The user's customer at the bank (AddCustomer), opened on first use."""
+    customer = await repository.customer(session, user_id)
+    if customer is not None:
+        return customer.customer_key
+    key = str(user_id)
+    await gateway.adapter.add_customer(key)
+    await repository.add_customer(session, user_id, key)
+    return key
+
+
+async def customer_key(session: AsyncSession, user_id: uuid.UUID) -> str | None:
+    customer = await repository.customer(session, user_id)
+    return customer.customer_key if customer is not None else None
+
+
+async def bind_card(session: AsyncSession, gateway: BankGateway, *, user_id: uuid.UUID) -> BankCard:
+    """Open the bank's card form for the user (AddCard); the card is pending until the bank
+    reports the binding."""
+    key = await customer_key_of(session, gateway, user_id)
+    form = await gateway.adapter.add_card(key)
+    card = BankCard(
+        user_id=user_id,
+        request_key=form.request_key,
+        status=CardStatus.PENDING.value,
+        form_url=form.url,
+    )
+    session.add(card)
+    await session.flush()
+    return card
+
+
+async def cards_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[BankCard]:
+    return await repository.cards_of(session, user_id)
+
+
+def _masked(pan: str) -> str:
+    """Never keep a full card number, even if one is sent: first six and last four digits."""
+    digits = pan.replace(" ", "")
+    if digits.isdigit() and len(digits) >= 12:
+        return f"{digits[:6]}******{digits[-4:]}"
+    return pan[:30]
+
+
+async def _card_bound(session: AsyncSession, payload: dict[str, Any]) -> None:
+    """The bank's report on a card form: the card is bound (CardId, masked Pan) or refused."""
+    request_key = str(payload.get("RequestKey") or "")
+    card = await repository.card_by_request_for_update(session, request_key)
+    if card is None or str(payload.get("CustomerKey")) != str(card.user_id):
+        repository.alert(
+            session,
+            kind="notification_mismatch",
+            detail=f"card binding for an unknown form {request_key!r}",
+        )
+        raise NotificationRefused(f"refused: no card form {request_key!r} for this customer")
+    if card.status != CardStatus.PENDING:
+        return  # the bank resent it
+    if payload.get("Success") is True and payload.get("Status") == "COMPLETED":
+        card.status = CardStatus.ACTIVE.value
+        card.bank_card_id = str(payload.get("CardId"))
+        card.pan = _masked(str(payload.get("Pan") or ""))
+        card.exp_date = str(payload.get("ExpDate") or "")[:10] or None
+    else:
+        card.status = CardStatus.REFUSED.value
+
+
+async def open_withdrawal(
+    session: AsyncSession,
+    gateway: BankGateway,
+    handle: chain.ChainHandle | None,
+    *,
+    user_id: uuid.UUID,
+    amount: Decimal,
+    card_id: uuid.UUID,
+    idempotency_key: str,
+) -> tuple[Withdrawal, bool]:
+    """Hold `amount` GCC for a payout to a bound card: the GCC moves to the escrow address
+    (supply unchanged); the payout starts once the hold is on chain. A short balance (after
+    moves in flight) is refused with nothing held. Returns (withdrawal, created)."""
+    if not gateway.withdrawal_min <= amount <= gateway.withdrawal_max:
+        raise ValidationFailed(
+            f"a withdrawal is {gateway.withdrawal_min} to {gateway.withdrawal_max} RUB",
+            code="withdrawal_out_of_bounds",
+        )
+    # The wallet's lock orders this user's withdrawals: one key, one withdrawal.
+    await wallets.lock_wallet(session, user_id)
+    existing = await repository.withdrawal_by_key(session, user_id, idempotency_key)
+    if existing is not None:
+        if (existing.amount, existing.card_id) != (amount, card_id):
+            raise WithdrawalKeyReused()
+        return existing, False
+    card = await repository.card_of(session, user_id, card_id)
+    if card is None:
+        raise CardNotFound()
+    if card.status != CardStatus.ACTIVE:
+        raise CardNotBound(f"the card is {card.status}: bind it at the bank first")
+    withdrawal = Withdrawal(
+        user_id=user_id,
+        card_id=card_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        status=WithdrawalStatus.HOLDING.value,
+    )
+    withdrawal.id = uuid.uuid4()
+    withdrawal.order_id = str(withdrawal.id)
+    session.add(withdrawal)
+    await session.flush()
+    hold = await wallets.transfer(
+        session,
+        handle,
+        user_id=user_id,
+        token="GCC",
+        to=ESCROW_ADDRESS,
+        amount=amount,
+        idempotency_key=f"bank-withdrawal:{withdrawal.id}",
+    )
+    withdrawal.hold_operation_id = hold.id
+    await session.flush()
+    return withdrawal, True
+
+
+async def withdrawals_of(
+    session: AsyncSession, user_id: uuid.UUID | None, page: PageRequest
+) -> tuple[Sequence[Withdrawal], int]:
+    """A user's withdrawals, newest first (every user's for `None`: operators)."""
+    return await repository.withdrawals_page(session, user_id, page)
+
+
+async def get_withdrawal(
+    session: AsyncSession, *, actor: Actor, withdrawal_id: uuid.UUID
+) -> Withdrawal:
+    withdrawal = await repository.withdrawal_readable(session, actor, withdrawal_id)
+    if withdrawal is None:
+        raise WithdrawalNotFound()
+    return withdrawal
+
+
+async def hold_finished(
+    session: AsyncSession, *, operation_id: uuid.UUID, confirmed: bool, error: str | None
+) -> bool:
+    """A chain operation became final; if it is a withdrawal's hold, the withdrawal is now
+    held (its payout can start: returns True) or failed (nothing moved)."""
+    withdrawal = await repository.withdrawal_for_update(
+        session, Withdrawal.hold_operation_id == operation_id
+    )
+    if withdrawal is None or withdrawal.status != WithdrawalStatus.HOLDING:
+        return False
+    withdrawal.status = (WithdrawalStatus.HELD if confirmed else WithdrawalStatus.FAILED).value
+    if not confirmed:
+        repository.alert(
+            session,
+            kind="hold_failed",
+            detail=f"the hold of {withdrawal.amount} GCC failed on chain: {error or 'unknown'}",
+            withdrawal_id=withdrawal.id,
+        )
+    withdrawal.updated_at = utcnow()
+    return confirmed
+
+
+@dataclass(frozen=True)
+class PayoutOrder:
+    """What the bank needs to pay a held withdrawal out."""
+
+    withdrawal_id: uuid.UUID
+    order_id: str
+    amount: Decimal
+    customer_key: str
+    bank_card_id: str
+    payment_id: str | None
+
+
+async def payable(session: AsyncSession, *, limit: int = 100) -> list[uuid.UUID]:
+    """Withdrawals whose payout is to start or still running."""
+    return await repository.withdrawal_ids_in(
+        session, [WithdrawalStatus.HELD.value, WithdrawalStatus.PAYING.value], limit=limit
+    )
+
+
+async def claim_payout(session: AsyncSession, withdrawal_id: uuid.UUID) -> PayoutOrder | None:
+    """Mark a held withdrawal as paying (committed before the bank is called, so that after a
+    crash the next round knows the bank may already have the order). None: nothing to do."""
+    withdrawal = await repository.withdrawal_for_update(session, Withdrawal.id == withdrawal_id)
+    if withdrawal is None or withdrawal.status not in (
+        WithdrawalStatus.HELD,
+        WithdrawalStatus.PAYING,
+    ):
+        return None
+    card = await repository.card(session, withdrawal.card_id)
+    key = await customer_key(session, withdrawal.user_id)
+    assert card is not None
+    assert card.bank_card_id is not None
+    assert key is not None
+    withdrawal.status = WithdrawalStatus.PAYING.value
+    withdrawal.updated_at = utcnow()
+    return PayoutOrder(
+        withdrawal_id=withdrawal.id,
+        order_id=withdrawal.order_id,
+        amount=withdrawal.amount,
+        customer_key=key,
+        bank_card_id=card.bank_card_id,
+        payment_id=withdrawal.payment_id,
+    )
+
+
+async def ask_bank_to_pay(gateway: BankGateway, order: PayoutOrder) -> tuple[str, PayoutStatus]:
+    """Drive the payout at the bank, safe to repeat after any crash: find the payout the bank
+    already opened for the order (CheckOrder) before opening one (Init), and send it (Payment)
+    only while the bank reports it CHECKED — the bank pays a payment once, and an order has
+    one payment, so the card is never paid twice. Returns the payment and its status."""
+    adapter = gateway.adapter
+    if order.payment_id is not None:
+        payment_id, status = order.payment_id, await adapter.payout_state(order.payment_id)
+    else:
+        opened = await adapter.payouts_of_order(order.order_id)
+        payout = (
+            opened[0]
+            if opened
+            else await adapter.init_payout(
+                order_id=order.order_id,
+                amount=order.amount,
+                customer_key=order.customer_key,
+                card_id=order.bank_card_id,
+            )
+        )
+        payment_id, status = payout.payment_id, payout.status
+    if status == PayoutStatus.CHECKED:
+        status = await adapter.pay(payment_id)
+    return payment_id, status
+
+
+async def record_payout(
+    session: AsyncSession, withdrawal_id: uuid.UUID, payment_id: str, status: PayoutStatus
+) -> None:
+    """Keep what the bank answered about a withdrawal's payout."""
+    withdrawal = await repository.withdrawal_for_update(session, Withdrawal.id == withdrawal_id)
+    assert withdrawal is not None
+    await _advance_payout(session, withdrawal, payment_id, status)
+
+
+async def _payout_notified(
+    session: AsyncSession,
+    withdrawal: Withdrawal,
+    payment_id: str,
+    reported: str,
+    amount: int,
+    payload: dict[str, Any],
+) -> None:
+    mismatch = None
+    if withdrawal.payment_id not in (None, payment_id):
+        mismatch = f"payment {payment_id} is not the one opened for order {withdrawal.order_id}"
+    elif amount != kopecks(withdrawal.amount):
+        mismatch = f"amount {amount} kopecks, the withdrawal is {kopecks(withdrawal.amount)}"
+    try:
+        status = PayoutStatus(reported)
+    except ValueError:
+        mismatch = mismatch or f"not a payout status: {reported!r}"
+    if mismatch is not None:
+        repository.alert(
+            session,
+            kind="notification_mismatch",
+            detail=f"{reported}: {mismatch}",
+            withdrawal_id=withdrawal.id,
+        )
+        raise NotificationRefused(f"refused: {mismatch}")
+    if not await repository.record_notification(session, payment_id, status.value, payload):
+        return
+    await _advance_payout(session, withdrawal, payment_id, status)
+
+
+async def _advance_payout(
+    session: AsyncSession, withdrawal: Withdrawal, payment_id: str, status: PayoutStatus
+) -> None:
+    """Apply the bank's word on a payout: COMPLETED burns the escrowed GCC, REJECTED gives it
+    back — each once, since only a withdrawal still held or paying moves on."""
+    if withdrawal.payment_id is None:
+        withdrawal.payment_id = payment_id
+    withdrawal.updated_at = utcnow()
+    if withdrawal.status not in (WithdrawalStatus.HELD, WithdrawalStatus.PAYING):
+        return  # decided already: late or repeated news
+    withdrawal.bank_status = status.value
+    if status == PayoutStatus.COMPLETED:
+        withdrawal.status = WithdrawalStatus.PAID.value
+        await outbox.record(
+            session,
+            WithdrawalPaid(
+                withdrawal_id=withdrawal.id, user_id=withdrawal.user_id, amount=withdrawal.amount
+            ),
+        )
+    elif status == PayoutStatus.REJECTED:
+        withdrawal.status = WithdrawalStatus.RETURNED.value
+        await outbox.record(
+            session,
+            WithdrawalRejected(
+                withdrawal_id=withdrawal.id, user_id=withdrawal.user_id, amount=withdrawal.amount
+            ),
+        )
+
+
+def withdrawal_burn_key(withdrawal_id: uuid.UUID) -> str:
+    return f"bank:withdrawal:{withdrawal_id}:burn"
+
+
+async def burn_paid_withdrawal(
+    session: AsyncSession, handle: chain.ChainHandle | None, event: WithdrawalPaid
+) -> None:
+    """The card was paid: the escrowed GCC leaves the supply (once per withdrawal)."""
+    if handle is None:
+        raise ConnectionError("the chain is not connected yet")
+    await chain.request(
+        session,
+        handle,
+        token="GCC",
+        kind=OperationKind.BURN,
+        moves=[chain.Move(amount=to_base_units(event.amount), sender=ESCROW_ADDRESS)],
+        idempotency_key=withdrawal_burn_key(event.withdrawal_id),
+    )
+
+
+async def return_rejected_withdrawal(
+    session: AsyncSession, handle: chain.ChainHandle | None, event: WithdrawalRejected
+) -> None:
+    """The bank did not pay: the escrowed GCC goes back to the user's wallet (once)."""
+    if handle is None:
+        raise ConnectionError("the chain is not connected yet")
+    wallet = await wallets.wallet_of(session, event.user_id)
+    await chain.request(
+        session,
+        handle,
+        token="GCC",
+        kind=OperationKind.TRANSFER,
+        moves=[
+            chain.Move(
+                amount=to_base_units(event.amount),
+                sender=ESCROW_ADDRESS,
+                receiver=wallet.address,
+            )
+        ],
+        idempotency_key=f"bank:withdrawal:{event.withdrawal_id}:return",
+    )
+
+
+# The operator's view.
+
+
+async def all_deposits(session: AsyncSession, page: PageRequest) -> tuple[Sequence[Deposit], int]:
+    return await repository.all_deposits(session, page)
+
+
+async def alerts(session: AsyncSession, page: PageRequest) -> tuple[Sequence[BankAlert], int]:
+    return await repository.alerts(session, page)
+
+
 async def reserves(session: AsyncSession, handle: chain.ChainHandle | None) -> ReservesOut:
-    """The reserves check: GCC on chain plus mints in flight equals the roubles held."""
+    """The reserves check: GCC on chain, plus mints in flight, less burns in flight, equals
+    the roubles the bank holds for the platform (confirmed deposits less paid withdrawals)."""
     if handle is None:
         raise ChainUnavailable()
     held = await repository.held_deposits(session)
-    statuses = await chain.statuses_of(session, [deposit_mint_key(d) for d, _ in held])
+    paid = await repository.withdrawn(session, WithdrawalStatus.PAID.value)
+    refunded = await repository.refunded_deposits(session)
+    statuses = await chain.statuses_of(
+        session,
+        [deposit_mint_key(d) for d, _ in held]
+        + [withdrawal_burn_key(w) for w, _ in paid]
+        + [refund_burn_key(d) for d, _, _ in refunded],
+    )
+
+    def unconfirmed(key: str) -> bool:
+        return statuses.get(key) != "confirmed"
+
     confirmed = sum((amount for _, amount in held), Decimal(0))
-    pending = sum(
-        (amount for d, amount in held if statuses.get(deposit_mint_key(d)) != "confirmed"),
+    paid_out = sum((amount for _, amount in paid), Decimal(0))
+    mints_pending = sum(
+        (amount for d, amount in held if unconfirmed(deposit_mint_key(d))), Decimal(0)
+    )
+    burns_pending = sum(
+        (amount for w, amount in paid if unconfirmed(withdrawal_burn_key(w))), Decimal(0)
+    ) + sum(
+        (a for d, a, debt in refunded if not debt and unconfirmed(refund_burn_key(d))),
         Decimal(0),
     )
+    debt = sum((amount for _, amount, debt in refunded if debt), Decimal(0))
     supply = from_base_units(await handle.total_supply("GCC"))
-    paid = burns = held_back = Decimal(0)  # withdrawals are not built yet
-    escrow = confirmed - paid
+    escrow = confirmed - paid_out
     return ReservesOut(
         confirmed_deposits=confirmed,
-        paid_withdrawals=paid,
+        paid_withdrawals=paid_out,
         escrow_rub=escrow,
         gcc_total_supply=supply,
-        gcc_mints_pending=pending,
-        gcc_burns_pending=burns,
-        gcc_held_for_withdrawals=held_back,
-        ok=supply + pending - burns == escrow,
+        gcc_mints_pending=mints_pending,
+        gcc_burns_pending=burns_pending,
+        gcc_held_for_withdrawals=from_base_units(await handle.balance_of("GCC", ESCROW_ADDRESS)),
+        gcc_refund_debt=debt,
+        escrow_address=ESCROW_ADDRESS,
+        ok=supply + mints_pending - burns_pending == escrow,
     )

@@ -68,6 +68,25 @@ async def wallet_of(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
     return wallet
 
 
+async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
+    """The user's wallet, locked until the transaction ends: moves out of it that are decided
+    in this transaction (a balance check, a hold) cannot interleave with another one's."""
+    wallet = await repository.of_user(session, user_id, lock=True)
+    if wallet is None:
+        raise NotFound("this user has no wallet yet", code="wallet_not_found")
+    return wallet
+
+
+async def available(
+    session: AsyncSession, handle: chain.ChainHandle | None, wallet: Wallet, token: str
+) -> int:
+    """Base units the wallet can still spend: its balance on chain less its moves in flight."""
+    live = _require(handle)
+    return await live.balance_of(token, wallet.address) - await chain.pending_debits(
+        session, wallet.address, token
+    )
+
+
 def unlock_key(wallet: Wallet, cipher: WalletCipher) -> bytes:
     """The wallet's private key, for signing inside the platform only (never returned)."""
     return cipher.decrypt(wallet.encrypted_key, binding=_binding(wallet.user_id, wallet.address))
@@ -126,20 +145,16 @@ async def transfer(
         raise ValidationFailed(f"unknown token {token!r}", code="unknown_token")
     units = chain.to_base_units(amount)
     # Locked so two transfers from one wallet cannot both spend the same balance.
-    wallet = await repository.of_user(session, user_id, lock=True)
-    if wallet is None:
-        raise NotFound("this user has no wallet yet", code="wallet_not_found")
+    wallet = await lock_wallet(session, user_id)
     # A retry of a transfer that was already accepted is answered without a new check.
     scoped_key = f"transfer:{user_id}:{idempotency_key}"
-    available = await live.balance_of(token, wallet.address) - await chain.pending_debits(
-        session, wallet.address, token
-    )
+    spendable = await available(session, live, wallet, token)
     existing_ok = await chain.operation_for_key(session, scoped_key)
     # The balance is checked before the receiver is looked up: otherwise the answer would
     # tell anyone, funds or not, which emails have an account.
-    if existing_ok is None and units > available:
+    if existing_ok is None and units > spendable:
         raise InsufficientBalance(
-            f"not enough {token}: {chain.from_base_units(max(available, 0))} available, "
+            f"not enough {token}: {chain.from_base_units(max(spendable, 0))} available, "
             f"{amount} requested"
         )
     receiver = await resolve_address(session, to)
