@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.bank.models import BankAlert, BankNotification, Deposit
 from mornet.bank.protocol import PaymentStatus, sign
 from mornet.chain.models import ChainOperation
+from mornet.chain.node import LocalNode
 from mornet.chain.service import ChainHandle
 from mornet.runtime import Runtime
 from mornet.wallets import service as wallets
 from tests.bank import flows
-from tests.factories import user_with_token
+from tests.factories import create_user, login, user_with_token
 
 NOTIFICATIONS = "/api/bank/notifications/tbank"
 
@@ -314,3 +315,94 @@ async def test_gcc_that_no_deposit_backs_breaks_the_reserves(
     await chain.submitter.drain(max_seconds=60)
     report = await bank.reserves(session, chain)
     assert (report.gcc_total_supply, report.escrow_rub, report.ok) == (5, 0, False)
+
+
+async def test_a_worker_killed_between_the_confirmation_and_the_mint_mints_once_after_restart(
+    banking: Runtime,
+    chain: ChainHandle,
+    anvil: LocalNode,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+) -> None:
+    user, headers = await user_with_token(client, session)
+    user_id = user.id
+    deposit = await flows.deposit(client, headers, "80")
+    await client.post(deposit["payment_url"], data={"action": "pay"})
+    await flows.sandbox_of(banking).idle()  # CONFIRMED is stored and `OK` answered ...
+    seen = (await client.get(f"/api/bank/deposits/{deposit['id']}", headers=headers)).json()
+    assert (seen["status"], seen["minted"]) == ("CONFIRMED", True)
+    assert await _mints(session, deposit["id"]) == []  # ... and the process dies here.
+
+    restarted = Runtime.from_settings(banking.settings)
+    try:
+        handle = await restarted.start_chain(rpc_url=anvil.rpc_url, run_submitter=False)
+        relay = await restarted.start_events(run_relay=False)
+        await relay.drain()
+        await handle.submitter.drain(max_seconds=60)
+        # The old process's relay and submitter come back too: nothing more is minted.
+        await flows.settle(banking, chain)
+        await relay.drain()
+    finally:
+        await restarted.close()
+    assert len(await _mints(session, deposit["id"])) == 1
+    wallet = await wallets.wallet_of(session, user_id)
+    assert await chain.balance_of("GCC", wallet.address) == 80 * 10**18
+
+
+async def _admin_headers(client: httpx.AsyncClient, session: AsyncSession) -> dict[str, str]:
+    admin = await create_user(session, admin=True)
+    await session.commit()
+    return await login(client, admin.email)
+
+
+async def test_a_refund_after_the_mint_burns_the_gcc(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    admin = await _admin_headers(client, session)
+    user, headers = await user_with_token(client, session)
+    deposit = await flows.paid_deposit(banking, chain, client, headers, "100")
+    flows.sandbox_of(banking).settle_in_background(deposit["payment_id"], [PaymentStatus.REFUNDED])
+    await flows.settle(banking, chain)
+
+    wallet = await wallets.wallet_of(session, user.id)
+    assert await chain.balance_of("GCC", wallet.address) == 0
+    report = (await client.get("/api/admin/bank/reserves", headers=admin)).json()
+    assert report["ok"] is True, report
+    assert Decimal(report["gcc_total_supply"]) == Decimal(report["escrow_rub"]) == 0
+    session.expire_all()
+    burns = await session.scalars(
+        select(ChainOperation).where(
+            ChainOperation.idempotency_key == f"bank:deposit:{deposit['id']}:refund"
+        )
+    )
+    assert [op.status for op in burns] == ["confirmed"]
+
+
+async def test_a_refund_of_spent_gcc_is_a_debt_the_reserves_show(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    admin = await _admin_headers(client, session)
+    _, headers = await user_with_token(client, session)
+    friend = await create_user(session)
+    await session.commit()
+    deposit = await flows.paid_deposit(banking, chain, client, headers, "100")
+    spent = await client.post(
+        "/api/wallet/transfers",
+        json={"token": "GCC", "to": friend.email, "amount": "100", "idempotency_key": "gift"},
+        headers=headers,
+    )
+    assert spent.status_code == 202, spent.text
+    await flows.settle(banking, chain)
+    flows.sandbox_of(banking).settle_in_background(deposit["payment_id"], [PaymentStatus.REFUNDED])
+    await flows.settle(banking, chain)
+
+    report = (await client.get("/api/admin/bank/reserves", headers=admin)).json()
+    assert report["ok"] is False
+    assert Decimal(report["gcc_refund_debt"]) == 100
+    assert Decimal(report["gcc_total_supply"]) == 100
+    assert Decimal(report["escrow_rub"]) == 0
+    alerts = (await client.get("/api/admin/bank/alerts", headers=admin)).json()["items"]
+    assert [a["kind"] for a in alerts] == ["refund_debt"]
+    assert alerts[0]["deposit_id"] == deposit["id"]
+    friend_wallet = await wallets.wallet_of(session, friend.id)
+    assert await chain.balance_of("GCC", friend_wallet.address) == 100 * 10**18

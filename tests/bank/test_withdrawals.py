@@ -5,6 +5,7 @@ pays twice nor loses GCC."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -284,3 +285,92 @@ async def test_card_binding_notifications_are_checked_and_never_keep_a_card_numb
     assert (stored["status"], stored["pan"]) == ("active", "430000******0777")
     alerts = await session.scalar(select(func.count()).select_from(BankAlert))
     assert alerts == 2
+
+
+async def test_withdraw_through_the_pages_and_the_operators_bank_page(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from tests.web.test_pages import csrf_from, page_login
+
+    user = await create_user(session)
+    admin = await create_user(session, admin=True)
+    await session.commit()
+    user_id, user_email, admin_email = user.id, user.email, admin.email
+    headers = await login(client, user_email)
+    await flows.paid_deposit(banking, chain, client, headers, "150")
+    await page_login(client, user_email)
+
+    page = await client.get("/bank/withdrawals")
+    assert "Bind a card first" in page.text
+    to_the_bank = await client.post("/bank/cards", data={"csrf_token": csrf_from(page)})
+    assert to_the_bank.status_code == 303
+    form_url = to_the_bank.headers["location"]
+    assert form_url.startswith("/sandbox/tbank/cards/")
+    back = await client.post(form_url, data={"action": "bind"})
+    assert back.headers["location"] == "/bank/withdrawals"
+    await flows.settle(banking, chain)
+
+    page = await client.get("/bank/withdrawals")
+    assert f"Your account at the bank: <code>{user_id}</code>" in page.text
+    [card_id] = re.findall(r'<option value="([0-9a-f-]{36})"', page.text)
+    key = re.search(r'name="request_key" value="([^"]+)"', page.text)
+    assert key is not None
+    fields = {"card_id": card_id, "request_key": key.group(1), "csrf_token": csrf_from(page)}
+    too_much = await client.post("/bank/withdrawals", data={**fields, "amount": "150,01"})
+    assert too_much.status_code == 422
+    assert "not enough GCC" in too_much.text
+    done = await client.post("/bank/withdrawals", data={**fields, "amount": "100,50"})
+    assert done.status_code == 303
+    twice = await client.post("/bank/withdrawals", data={**fields, "amount": "100,50"})
+    assert twice.status_code == 303  # the same form sent again: still one withdrawal
+    waiting = await client.get("/bank/withdrawals")
+    assert 'hx-trigger="every 2s"' in waiting.text  # the status updates itself
+    await flows.settle(banking, chain)
+    page = await client.get("/bank/withdrawals")
+    assert page.text.count("100.50 RUB") == 1
+    assert ">paid<" in page.text
+    assert 'hx-trigger="every 2s"' not in page.text
+    assert await _gcc(chain, session, user_id) == Decimal("49.50")
+
+    assert (await client.get("/admin/bank")).status_code == 403
+    client.cookies.clear()
+    await page_login(client, admin_email)
+    operator = await client.get("/admin/bank")
+    assert operator.status_code == 200
+    assert 'Reserves:\n    <span class="badge active">ok</span>' in operator.text
+    assert "100.50 RUB" in operator.text
+    assert "150.00 RUB" in operator.text
+    checked = await client.post("/admin/bank/check", data={"csrf_token": csrf_from(operator)})
+    assert checked.status_code == 200
+    assert "Asked the bank: 0 deposit(s) changed, 0 payout(s) driven." in checked.text
+
+
+async def test_graphql_bind_card_withdraw_and_withdrawals(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from tests.test_graphql import error_codes, gql
+
+    _, headers = await user_with_token(client, session)
+    _, other = await user_with_token(client, session)
+    await flows.paid_deposit(banking, chain, client, headers, "50")
+    started = await gql(client, "mutation { bindCard { id status formUrl } }", headers)
+    assert started["data"]["bindCard"]["status"] == "PENDING"
+    await client.post(started["data"]["bindCard"]["formUrl"], data={"action": "bind"})
+    await flows.settle(banking, chain)
+    cards = (await gql(client, "{ bankCards { id status pan } }", headers))["data"]["bankCards"]
+    assert [c["status"] for c in cards] == ["ACTIVE"]
+
+    withdraw = """mutation($card: UUID!, $amount: Decimal!) {
+        withdraw(amount: $amount, cardId: $card, idempotencyKey: "gql-1") { id status amount } }"""
+    made = await gql(client, withdraw, headers, card=cards[0]["id"], amount="20")
+    assert "errors" not in made, made
+    assert made["data"]["withdraw"]["status"] == "HOLDING"
+    listed = await gql(client, "{ withdrawals { id status } }", headers)
+    made_id = made["data"]["withdraw"]["id"]
+    assert listed["data"]["withdrawals"] == [{"id": made_id, "status": "HOLDING"}]
+    assert (await gql(client, "{ withdrawals { id } }", other))["data"]["withdrawals"] == []
+    stolen = await gql(client, withdraw, other, card=cards[0]["id"], amount="20")
+    assert error_codes(stolen) == ["card_not_found"]
+    again = withdraw.replace("gql-1", "gql-2")
+    short = await gql(client, again, headers, card=cards[0]["id"], amount="31")
+    assert error_codes(short) == ["insufficient_balance"]
