@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,69 @@ def test_register_create_household_then_get_blocked(
 
     household_context.close()
     admin_context.close()
+
+
+def _until(page: Page, check: Callable[[], bool], *, seconds: float = 60) -> None:
+    """Reload `page` until `check()` holds (the chain and the bank work in the background)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"still not there: {page.url}"
+        time.sleep(0.5)
+        page.reload()
+
+
+def _gcc(page: Page) -> Decimal:
+    return Decimal(page.locator("[data-token='GCC']").inner_text())
+
+
+def test_top_up_500_through_the_bank_then_withdraw_200_to_a_card(
+    platform: str, browser: Browser, tmp_path: Path
+) -> None:
+    context = browser.new_context()
+    user = context.new_page()
+    user.goto(f"{platform}/register")
+    user.get_by_label("Full name").fill("Pavel Sokolov")
+    user.get_by_label("Email").fill("pavel@example.com")
+    user.get_by_label("Password").fill("pavel-password")
+    user.get_by_role("button", name="Register").click()
+    expect(user.get_by_role("heading", name="Your households")).to_be_visible()
+
+    # Top up: the amount, then the sandbox bank's payment page, then back to the bank page.
+    user.get_by_role("link", name="Bank").click()
+    user.get_by_label("Amount, RUB").fill("500")
+    user.get_by_role("button", name="Continue to the bank").click()
+    expect(user.get_by_role("heading", name="Sandbox bank")).to_be_visible()
+    expect(user.get_by_text("500.00 RUB").first).to_be_visible()
+    user.get_by_role("button", name="Pay 500.00 RUB").click()
+    expect(user.get_by_role("heading", name="Top up")).to_be_visible()
+    # The status updates on the page by itself once the bank confirms.
+    expect(user.locator("#deposits")).to_contain_text("CONFIRMED", timeout=30_000)
+    user.goto(f"{platform}/wallet")
+    _until(user, lambda: _gcc(user) == 500)
+
+    # Withdraw: bind a card on the bank's form, then 200 RUB to it.
+    user.goto(f"{platform}/bank/withdrawals")
+    user.get_by_role("button", name="Bind a card at the bank").click()
+    user.get_by_role("button", name="Bind this card").click()
+    expect(user.get_by_role("heading", name="Withdraw to a card")).to_be_visible()
+    _until(user, lambda: user.locator("#cards").inner_text().count("active") == 1)
+    user.get_by_label("Amount, RUB").fill("200")
+    user.get_by_role("button", name="Withdraw").click()
+    expect(user.locator("#withdrawals")).to_contain_text("paid", timeout=60_000)
+    user.goto(f"{platform}/wallet")
+    _until(user, lambda: _gcc(user) == 300)
+    user.screenshot(path=str(tmp_path / "wallet-after-withdrawal.png"), full_page=True)
+
+    operator_context = browser.new_context()
+    operator = operator_context.new_page()
+    _log_in(operator, platform, ADMIN_EMAIL, ADMIN_PASSWORD)
+    operator.goto(f"{platform}/admin/bank")
+    # The burn of the paid 200 GCC may still be in flight: the reserves are ok either way,
+    # and once it lands the supply is 300.
+    supply = operator.locator("#reserves tr", has_text="GCC supply")
+    _until(operator, lambda: Decimal(supply.locator("td").inner_text()) == 300)
+    expect(operator.locator("#reserves-verdict")).to_contain_text("ok")
+    expect(operator.locator("#reserves-verdict")).not_to_contain_text("NOT OK")
+    expect(operator.locator("#reserves tr", has_text="Paid withdrawals")).to_contain_text("200")
+    context.close()
+    operator_context.close()
