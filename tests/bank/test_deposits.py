@@ -25,9 +25,12 @@ NOTIFICATIONS = "/api/bank/notifications/tbank"
 
 
 async def _mints(session: AsyncSession, deposit_id: str) -> list[ChainOperation]:
+    """The chain operations minting the deposit's GCC (its batch: none or one)."""
     session.expire_all()
+    deposit = await session.get(Deposit, uuid.UUID(deposit_id))
+    assert deposit is not None
     rows = await session.scalars(
-        select(ChainOperation).where(ChainOperation.idempotency_key == f"bank:deposit:{deposit_id}")
+        select(ChainOperation).where(ChainOperation.idempotency_key == deposit.mint_key)
     )
     return list(rows)
 
@@ -406,3 +409,24 @@ async def test_a_refund_of_spent_gcc_is_a_debt_the_reserves_show(
     assert alerts[0]["deposit_id"] == deposit["id"]
     friend_wallet = await wallets.wallet_of(session, friend.id)
     assert await chain.balance_of("GCC", friend_wallet.address) == 100 * 10**18
+
+
+async def test_deposits_confirmed_together_are_minted_in_one_batch(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    payers = [await user_with_token(client, session) for _ in range(3)]
+    user_ids = [user.id for user, _ in payers]
+    deposits = []
+    for index, (_, headers) in enumerate(payers):
+        deposits.append(await flows.deposit(client, headers, f"{10 + index}"))
+        await client.post(deposits[-1]["payment_url"], data={"action": "pay"})
+    await flows.sandbox_of(banking).idle()  # all three confirmed before any mint
+    await flows.settle(banking, chain)
+
+    batches = {op.id for d in deposits for op in await _mints(session, d["id"])}
+    assert len(batches) == 1
+    [batch] = await _mints(session, deposits[0]["id"])
+    assert (batch.status, len(batch.items)) == ("confirmed", 3)
+    for index, user_id in enumerate(user_ids):
+        wallet = await wallets.wallet_of(session, user_id)
+        assert await chain.balance_of("GCC", wallet.address) == (10 + index) * 10**18

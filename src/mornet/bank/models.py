@@ -29,6 +29,9 @@ class Deposit(UUIDPrimaryKey, Base):
     payment_url: Mapped[str | None] = mapped_column(String(500), default=None)
     minted: Mapped[bool] = mapped_column(Boolean, default=False)
     refunded: Mapped[bool] = mapped_column(Boolean, default=False)
+    mint_key: Mapped[str | None] = mapped_column(String(100), default=None, index=True)
+    """The chain operation (idempotency key) that mints this deposit's GCC, with others
+    confirmed about the same time (one transaction for up to 256 deposits)."""
     refund_debt: Mapped[bool] = mapped_column(Boolean, default=False)
     """Refunded by the bank after its GCC was spent: that GCC stays unbacked (an alert)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

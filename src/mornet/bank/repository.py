@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor, readable_by
@@ -72,12 +72,32 @@ async def open_deposits(
     return rows.all()
 
 
-async def held_deposits(session: AsyncSession) -> Sequence[tuple[uuid.UUID, Decimal]]:
-    """(id, amount) of every deposit whose roubles the bank holds for the platform."""
+async def held_deposits(session: AsyncSession) -> Sequence[tuple[str | None, Decimal]]:
+    """(mint key, amount) of every deposit whose roubles the bank holds for the platform."""
     rows = await session.execute(
-        select(Deposit.id, Deposit.amount).where(Deposit.minted, ~Deposit.refunded)
+        select(Deposit.mint_key, Deposit.amount).where(Deposit.minted, ~Deposit.refunded)
     )
-    return [(deposit_id, amount) for deposit_id, amount in rows.all()]
+    return [(key, amount) for key, amount in rows.all()]
+
+
+async def due_mints(session: AsyncSession, *, limit: int) -> Sequence[Deposit]:
+    """Confirmed deposits whose GCC no mint covers yet, locked; rows another transaction is
+    batching right now are skipped (PostgreSQL), so two sweeps never mint one deposit."""
+    due: tuple[ColumnElement[bool], ...] = (
+        Deposit.minted.is_(True),
+        Deposit.refunded.is_(False),
+        Deposit.mint_key.is_(None),
+    )
+    await lock_rows(session, Deposit, *due)
+    rows = await session.scalars(
+        select(Deposit)
+        .where(*due)
+        .order_by(Deposit.updated_at, Deposit.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return rows.all()
 
 
 async def record_notification(
@@ -128,7 +148,7 @@ async def refunded_deposits(session: AsyncSession) -> Sequence[tuple[uuid.UUID, 
     """(id, amount, refund_debt) of every deposit refunded after its GCC was minted."""
     rows = await session.execute(
         select(Deposit.id, Deposit.amount, Deposit.refund_debt).where(
-            Deposit.minted, Deposit.refunded
+            Deposit.minted, Deposit.refunded, Deposit.mint_key.is_not(None)
         )
     )
     return [(deposit_id, amount, debt) for deposit_id, amount, debt in rows.all()]

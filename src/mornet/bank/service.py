@@ -36,6 +36,7 @@ from mornet.bank.models import BankAlert, BankCard, Deposit, Withdrawal
 from mornet.bank.protocol import LINKCARD, PaymentStatus, PayoutStatus, verify
 from mornet.bank.schemas import CardStatus, ReservesOut, WithdrawalStatus
 from mornet.chain import service as chain
+from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
 from mornet.db import utcnow
@@ -250,27 +251,33 @@ async def reconcile_deposit(
     return locked.status != before
 
 
-def deposit_mint_key(deposit_id: uuid.UUID) -> str:
-    return f"bank:deposit:{deposit_id}"
-
-
 async def mint_for_deposit(
     session: AsyncSession, handle: chain.ChainHandle | None, event: DepositConfirmed
 ) -> None:
-    """The GCC of a confirmed deposit, to the depositor's wallet — once, whatever redelivers
-    the event (the deposit is the chain operation's idempotency key)."""
+    """The GCC of confirmed deposits, to the depositors' wallets — once per deposit, whatever
+    redelivers the event. Each call mints every deposit still due (its own and those confirmed
+    meanwhile) in batches of up to 256 per chain transaction, and keys each deposit to its
+    batch in the same database transaction: a deposit is keyed once, a batch mints once."""
     if handle is None:
         # Not the event's fault: retried until the chain is there, never dead-lettered.
         raise ConnectionError("the chain is not connected yet")
-    wallet = await wallets.wallet_of(session, event.user_id)
-    await chain.request(
-        session,
-        handle,
-        token="GCC",
-        kind=OperationKind.MINT,
-        moves=[chain.Move(amount=to_base_units(event.amount), receiver=wallet.address)],
-        idempotency_key=deposit_mint_key(event.deposit_id),
-    )
+    while due := await repository.due_mints(session, limit=MAX_BATCH):
+        addresses = await wallets.addresses_of(session, {d.user_id for d in due})
+        key = f"bank:deposit-mint:{due[0].id}"
+        await chain.request(
+            session,
+            handle,
+            token="GCC",
+            kind=OperationKind.MINT,
+            moves=[
+                chain.Move(amount=to_base_units(d.amount), receiver=addresses[d.user_id])
+                for d in due
+            ],
+            idempotency_key=key,
+        )
+        for deposit in due:
+            deposit.mint_key = key
+        await session.flush()
 
 
 async def burn_for_refund(
@@ -286,6 +293,8 @@ async def burn_for_refund(
     deposit = await repository.deposit_for_update(session, event.deposit_id)
     assert deposit is not None
     key = refund_burn_key(event.deposit_id)
+    if deposit.mint_key is None:
+        return  # refunded before its mint was batched: it never will be, nothing to burn
     if deposit.refund_debt or await chain.operation_for_key(session, key) is not None:
         return
     if await wallets.available(session, handle, wallet, "GCC") < units:
@@ -707,19 +716,17 @@ async def reserves(session: AsyncSession, handle: chain.ChainHandle | None) -> R
     refunded = await repository.refunded_deposits(session)
     statuses = await chain.statuses_of(
         session,
-        [deposit_mint_key(d) for d, _ in held]
+        [key for key, _ in held if key is not None]
         + [withdrawal_burn_key(w) for w, _ in paid]
         + [refund_burn_key(d) for d, _, _ in refunded],
     )
 
-    def unconfirmed(key: str) -> bool:
-        return statuses.get(key) != "confirmed"
+    def unconfirmed(key: str | None) -> bool:
+        return key is None or statuses.get(key) != "confirmed"
 
     confirmed = sum((amount for _, amount in held), Decimal(0))
     paid_out = sum((amount for _, amount in paid), Decimal(0))
-    mints_pending = sum(
-        (amount for d, amount in held if unconfirmed(deposit_mint_key(d))), Decimal(0)
-    )
+    mints_pending = sum((amount for key, amount in held if unconfirmed(key)), Decimal(0))
     burns_pending = sum(
         (amount for w, amount in paid if unconfirmed(withdrawal_burn_key(w))), Decimal(0)
     ) + sum(

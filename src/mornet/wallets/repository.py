@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,3 +36,12 @@ async def by_addresses(session: AsyncSession, addresses: Sequence[str]) -> Seque
 
 async def owners(session: AsyncSession) -> set[uuid.UUID]:
     return set((await session.scalars(select(Wallet.user_id))).all())
+
+
+async def addresses_of(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(Wallet.user_id, Wallet.address).where(Wallet.user_id.in_(list(user_ids)))
+    )
+    return {user_id: address for user_id, address in rows.all()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal
 
 from eth_account import Account
@@ -66,6 +66,16 @@ async def wallet_of(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
     if wallet is None:
         raise NotFound("this user has no wallet yet", code="wallet_not_found")
     return wallet
+
+
+async def addresses_of(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The wallet address of each user (one query); every user must have a wallet."""
+    found = await repository.addresses_of(session, user_ids)
+    if missing := set(user_ids) - found.keys():
+        raise NotFound(f"{len(missing)} user(s) have no wallet yet", code="wallet_not_found")
+    return found
 
 
 async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
