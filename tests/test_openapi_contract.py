@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.platform import running_platform
+from mornet.bench.harness import running_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMATHESIS = Path(sys.executable).with_name("st")

@@ -282,6 +282,34 @@ def bench_ingest(
     print(json.dumps(result))
 
 
+@bench_app.command("bank")
+def bench_bank(
+    notifications: Annotated[int, typer.Option(help="CONFIRMED notifications sent.")] = 2000,
+    rate: Annotated[float, typer.Option(help="Notifications per second offered.")] = 200,
+    deposits: Annotated[int, typer.Option(help="Deposits opened and paid end to end.")] = 1000,
+    concurrency: Annotated[int, typer.Option(help="Deposits in flight at once.")] = 32,
+    users: Annotated[int, typer.Option(help="Paying users.")] = 20,
+    postgres_url: Annotated[
+        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
+    ] = None,
+) -> None:
+    """Bank notifications/s with the time to `OK`, deposits/s end to end, the reserves check,
+    against a real `mornet up` with its sandbox bank and local chain."""
+    from mornet.bench.bank import run_bank_benchmark
+
+    result = asyncio.run(
+        run_bank_benchmark(
+            notifications=notifications,
+            rate=rate,
+            deposits=deposits,
+            concurrency=concurrency,
+            users=users,
+            postgres_url=postgres_url,
+        )
+    )
+    print(json.dumps(result))
+
+
 @bench_app.command("chain")
 def bench_chain(
     accounts: Annotated[int, typer.Option(help="Accounts minted to in each mode.")] = 2000,

@@ -44,15 +44,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return get_platform(request).settings
 
 
-def get_cipher(request: Request) -> WalletCipher:
+async def get_cipher(request: Request) -> WalletCipher:
     return get_platform(request).cipher
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+async def platform_dependency(request: Request) -> Platform:
+    # Dependencies are coroutines: FastAPI runs a plain function in its thread pool, a hop
+    # that costs more than the lookup itself.
+    return get_platform(request)
+
+
+PlatformDep = Annotated[Platform, Depends(platform_dependency)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CipherDep = Annotated[WalletCipher, Depends(get_cipher)]

@@ -24,7 +24,7 @@ class PageRequest:
     limit: int = 50
 
 
-def page_request(
+async def page_request(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items in the page.")] = 50,
 ) -> PageRequest:

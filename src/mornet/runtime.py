@@ -24,7 +24,7 @@ from mornet.bank.events import (
     WithdrawalPaid,
     WithdrawalRejected,
 )
-from mornet.bank.runtime import Bank, payouts_forever, reconcile_forever
+from mornet.bank.runtime import Bank, mints_forever, payouts_forever, reconcile_forever
 from mornet.bus import Bus, open_bus
 from mornet.chain.client import ChainClient
 from mornet.chain.events import OperationFinished
@@ -98,8 +98,13 @@ class Runtime:
         context needs to know who listens to it. Keep each consumer's name stable: it keys
         the events it has processed."""
 
+        def after_commit(session: AsyncSession, wake: asyncio.Event) -> None:
+            sa_event.listen(session.sync_session, "after_commit", lambda _: wake.set(), once=True)
+
         async def mint_for_deposit(session: AsyncSession, event: DepositConfirmed) -> None:
-            await bank_service.mint_for_deposit(session, self.chain, event)
+            # The minter batches the deposits confirmed about the same time.
+            if self.bank is not None:
+                after_commit(session, self.bank.mints_due)
 
         async def burn_for_refund(session: AsyncSession, event: DepositRefunded) -> None:
             await bank_service.burn_for_refund(session, self.chain, event)
@@ -110,24 +115,25 @@ class Runtime:
         async def return_withdrawal(session: AsyncSession, event: WithdrawalRejected) -> None:
             await bank_service.return_rejected_withdrawal(session, self.chain, event)
 
-        async def withdrawal_held(session: AsyncSession, event: OperationFinished) -> None:
-            held = await bank_service.hold_finished(
+        async def operation_finished(session: AsyncSession, event: OperationFinished) -> None:
+            follow_up = await bank_service.operation_finished(
                 session,
                 operation_id=event.operation_id,
+                key=event.idempotency_key,
                 confirmed=event.status == "confirmed",
                 error=event.error,
             )
-            if held and self.bank is not None:
-                due = self.bank.payouts_due
-                sync = session.sync_session
-                sa_event.listen(sync, "after_commit", lambda _: due.set(), once=True)
+            if self.bank is not None and follow_up == bank_service.Next.PAY_OUT:
+                after_commit(session, self.bank.payouts_due)
+            elif self.bank is not None and follow_up == bank_service.Next.MINT:
+                after_commit(session, self.bank.mints_due)
 
         return [
             Subscription("bank.mint-deposits", DepositConfirmed, mint_for_deposit),
             Subscription("bank.burn-refunds", DepositRefunded, burn_for_refund),
             Subscription("bank.burn-paid-withdrawals", WithdrawalPaid, burn_paid_withdrawal),
             Subscription("bank.return-rejected-withdrawals", WithdrawalRejected, return_withdrawal),
-            Subscription("bank.withdrawal-holds", OperationFinished, withdrawal_held),
+            Subscription("bank.chain-operations", OperationFinished, operation_finished),
         ]
 
     async def start_events(
@@ -151,6 +157,11 @@ class Runtime:
         the payouts of held withdrawals."""
         if self.bank is None:
             return
+        self._tasks.append(
+            asyncio.create_task(
+                mints_forever(self.sessions, lambda: self.chain, self.bank), name="bank-minter"
+            )
+        )
         self._tasks.append(
             asyncio.create_task(
                 payouts_forever(

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from mornet.bank.runtime import Bank, payout_round
+from mornet.bank.runtime import Bank, mint_round, payout_round
 from mornet.bank.sandbox import SandboxBank
 from mornet.chain.service import ChainHandle
 from mornet.runtime import Runtime
@@ -32,6 +32,7 @@ async def settle(runtime: Runtime, chain: ChainHandle, *, payouts: bool = True) 
     for _ in range(5):
         await sandbox_of(runtime).idle()
         await runtime.relay.drain()
+        await mint_round(runtime.sessions, chain)  # the minter, without its batching pause
         await chain.submitter.drain(max_seconds=60)
         await runtime.relay.drain()
         if payouts:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.bank.models import BankAlert, BankNotification, Deposit
 from mornet.bank.protocol import PaymentStatus, sign
+from mornet.bank.runtime import mint_round
 from mornet.chain.models import ChainOperation
 from mornet.chain.node import LocalNode
 from mornet.chain.service import ChainHandle
@@ -287,6 +288,7 @@ async def test_reserves_equal_supply_at_every_step(
     assert (Decimal(mid["gcc_total_supply"]), Decimal(mid["gcc_mints_pending"])) == (0, 200)
     assert banking.relay is not None
     await banking.relay.drain()
+    await mint_round(banking.sessions, chain)
     await reserves()  # queued on chain, still in flight
     await chain.submitter.drain(max_seconds=60)
     done = await reserves()
@@ -341,6 +343,7 @@ async def test_a_worker_killed_between_the_confirmation_and_the_mint_mints_once_
         handle = await restarted.start_chain(rpc_url=anvil.rpc_url, run_submitter=False)
         relay = await restarted.start_events(run_relay=False)
         await relay.drain()
+        assert await mint_round(restarted.sessions, handle) == 1  # the new process's minter
         await handle.submitter.drain(max_seconds=60)
         # The old process's relay and submitter come back too: nothing more is minted.
         await flows.settle(banking, chain)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.platform import running_platform
+from mornet.bench.harness import running_platform
 
 pytestmark = pytest.mark.browser
 

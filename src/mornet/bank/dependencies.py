@@ -33,7 +33,7 @@ def bank_of(platform: object) -> BankGateway:
 
 
 @may_answer(503)
-def get_bank(request: Request) -> BankGateway:
+async def get_bank(request: Request) -> BankGateway:
     return bank_of(platform_of(request))
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor, readable_by
@@ -98,6 +98,17 @@ async def due_mints(session: AsyncSession, *, limit: int) -> Sequence[Deposit]:
         .execution_options(populate_existing=True)
     )
     return rows.all()
+
+
+async def unkey_mint(session: AsyncSession, mint_key: str) -> int:
+    """Deposits of a failed mint batch become due again. Returns how many."""
+    rows = await session.execute(
+        update(Deposit)
+        .where(Deposit.mint_key == mint_key)
+        .values(mint_key=None)
+        .returning(Deposit.id)
+    )
+    return len(rows.all())
 
 
 async def record_notification(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mornet.bank import sandbox, service
 from mornet.bank.adapter import TBankAdapter
 from mornet.bank.service import BankGateway, reconcile_deposit, stale_deposits
+from mornet.chain import service as chain
 from mornet.config import ConfigurationError, RuntimeSecrets, Settings
 from mornet.db import unit_of_work
 
@@ -32,6 +34,8 @@ class Bank:
     clients: list[httpx.AsyncClient]
     payouts_due: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a withdrawal is held: its payout starts without waiting for the next round."""
+    mints_due: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a deposit is confirmed: the minter mints what is due a moment later."""
 
     async def close(self) -> None:
         if self.sandbox is not None:
@@ -152,3 +156,35 @@ async def payout_round(sessions: async_sessionmaker[AsyncSession], gateway: Bank
         except Exception:
             log.exception("bank.payout_failed", withdrawal=str(withdrawal_id))
     return len(due)
+
+
+async def mints_forever(
+    sessions: async_sessionmaker[AsyncSession],
+    handle: Callable[[], chain.ChainHandle | None],
+    bank: Bank,
+    *,
+    window_seconds: float = 0.25,
+    every_seconds: float = 5,
+) -> None:
+    """The minter: woken when deposits are confirmed, it waits `window_seconds` so that the
+    deposits confirmed meanwhile share a chain transaction, then mints everything due (and
+    every `every_seconds` regardless, so nothing waits on a lost wake-up)."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(bank.mints_due.wait(), every_seconds)
+        await asyncio.sleep(window_seconds)
+        bank.mints_due.clear()
+        try:
+            await mint_round(sessions, handle())
+        except Exception:
+            log.exception("bank.mint_round_failed")
+
+
+async def mint_round(
+    sessions: async_sessionmaker[AsyncSession], handle: chain.ChainHandle | None
+) -> int:
+    """Mint every confirmed deposit still due, in one transaction. Returns how many."""
+    if handle is None:
+        return 0
+    async with unit_of_work(sessions) as session:
+        return await service.mint_due(session, handle)

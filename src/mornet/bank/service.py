@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -251,19 +252,23 @@ async def reconcile_deposit(
     return locked.status != before
 
 
-async def mint_for_deposit(
-    session: AsyncSession, handle: chain.ChainHandle | None, event: DepositConfirmed
-) -> None:
-    """The GCC of confirmed deposits, to the depositors' wallets — once per deposit, whatever
-    redelivers the event. Each call mints every deposit still due (its own and those confirmed
-    meanwhile) in batches of up to 256 per chain transaction, and keys each deposit to its
-    batch in the same database transaction: a deposit is keyed once, a batch mints once."""
+MINT_BATCH = "bank:deposit-mint:"
+"""Idempotency-key prefix of the chain operations that mint deposits' GCC."""
+
+
+async def mint_due(session: AsyncSession, handle: chain.ChainHandle | None) -> int:
+    """Mint the GCC of every confirmed deposit still due, in batches of up to 256 per chain
+    operation, keying each deposit to its batch in the same database transaction: a deposit
+    is keyed once, and a batch is minted once. Returns how many deposits it covered.
+
+    The minter (`runtime.mints_forever`) calls it a moment after deposits are confirmed, so
+    that the deposits confirmed meanwhile share one chain transaction."""
     if handle is None:
-        # Not the event's fault: retried until the chain is there, never dead-lettered.
-        raise ConnectionError("the chain is not connected yet")
+        raise ChainUnavailable()
+    covered = 0
     while due := await repository.due_mints(session, limit=MAX_BATCH):
         addresses = await wallets.addresses_of(session, {d.user_id for d in due})
-        key = f"bank:deposit-mint:{due[0].id}"
+        key = f"{MINT_BATCH}{uuid.uuid4()}"
         await chain.request(
             session,
             handle,
@@ -278,6 +283,46 @@ async def mint_for_deposit(
         for deposit in due:
             deposit.mint_key = key
         await session.flush()
+        covered += len(due)
+    return covered
+
+
+class Next(StrEnum):
+    """What the bank's workers should do after a chain operation became final."""
+
+    PAY_OUT = "pay_out"
+    """A withdrawal is held: start its payout."""
+    MINT = "mint"
+    """A mint batch failed: its deposits are due again."""
+    NOTHING = "nothing"
+
+
+async def operation_finished(
+    session: AsyncSession,
+    *,
+    operation_id: uuid.UUID,
+    key: str,
+    confirmed: bool,
+    error: str | None,
+) -> Next:
+    """A chain operation became final. A withdrawal's hold: the withdrawal is held (its payout
+    can start) or failed. A mint batch that failed gives its deposits to the next batch (and
+    raises an alert)."""
+    if key.startswith(MINT_BATCH):
+        if confirmed:
+            return Next.NOTHING
+        count = await repository.unkey_mint(session, key)
+        repository.alert(
+            session,
+            kind="mint_failed",
+            detail=f"the mint of {count} deposit(s) failed on chain ({error or 'unknown'}); "
+            "they are minted again in the next batch",
+        )
+        return Next.MINT
+    held = await _hold_finished(
+        session, operation_id=operation_id, confirmed=confirmed, error=error
+    )
+    return Next.PAY_OUT if held else Next.NOTHING
 
 
 async def burn_for_refund(
@@ -491,11 +536,11 @@ async def get_withdrawal(
     return withdrawal
 
 
-async def hold_finished(
+async def _hold_finished(
     session: AsyncSession, *, operation_id: uuid.UUID, confirmed: bool, error: str | None
 ) -> bool:
-    """A chain operation became final; if it is a withdrawal's hold, the withdrawal is now
-    held (its payout can start: returns True) or failed (nothing moved)."""
+    """If the operation is a withdrawal's hold, the withdrawal is now held (its payout can
+    start: returns True) or failed (nothing moved)."""
     withdrawal = await repository.withdrawal_for_update(
         session, Withdrawal.hold_operation_id == operation_id
     )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
+import httpx
 from sqlalchemy.engine import make_url
 
 from mornet.chain.node import LocalNode
@@ -108,3 +113,64 @@ async def scratch_chain() -> AsyncIterator[LocalNode]:
         yield node
     finally:
         await asyncio.to_thread(node.stop)
+
+
+@contextmanager
+def running_platform(
+    data_dir: Path, *, admin: tuple[str, str], env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A real `mornet up` process on embedded defaults (plus `env`), with an admin account,
+    its data in `data_dir`; yields its base URL."""
+    inherited = {k: v for k, v in os.environ.items() if k != "MORNET_DATABASE_URL"}
+    env = {
+        **inherited,
+        "MORNET_DATA_DIR": str(data_dir),
+        "MORNET_ANVIL_PORT": str(free_port()),
+        "MORNET_MQTT_PORT": str(free_port()),
+        **(env or {}),
+    }
+    email, password = admin
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mornet",
+            "admin",
+            "create",
+            "--email",
+            email,
+            "--password",
+            password,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    port = free_port()
+    log = (data_dir / "up.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mornet", "up", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mornet up did not start:\n" + Path(log.name).read_text())
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()

@@ -23,7 +23,7 @@ def chain_of(platform: object) -> ChainHandle | None:
 
 
 @may_answer(503)
-def get_chain(request: Request) -> ChainHandle | None:
+async def get_chain(request: Request) -> ChainHandle | None:
     return chain_of(platform_of(request))
 
 

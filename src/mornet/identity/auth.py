@@ -34,7 +34,11 @@ def identity_host(request: Request) -> IdentityHost:
     return host
 
 
-IdentityDep = Annotated[IdentityHost, Depends(identity_host)]
+async def identity_dependency(request: Request) -> IdentityHost:
+    return identity_host(request)  # a coroutine: no thread-pool hop
+
+
+IdentityDep = Annotated[IdentityHost, Depends(identity_dependency)]
 
 
 def login_attempt(request: Request) -> Attempt:
