@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import exc as sa_exc
+
+from mornet.db import is_transient
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request, Response
@@ -218,6 +221,20 @@ def install_error_handlers(app: FastAPI, render_page: PageErrorRenderer | None =
             )
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        if not is_transient(exc):
+            raise exc  # bad data or a bug: the server error it is
+        # An outage (a lock held too long, the server gone): the same request succeeds
+        # later — say so, so that a client (the bank, too) sends it again.
+        outage = MornetError(
+            "the database is busy or unreachable; try again shortly",
+            code="database_unavailable",
+            status=503,
+        )
+        outage.headers = {"Retry-After": "1"}
+        return await on_mornet_error(request, outage)
+
     app.add_exception_handler(MornetError, on_mornet_error)
+    app.add_exception_handler(sa_exc.DBAPIError, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -27,3 +27,6 @@ def configure_logging(level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs a line per request, and the platform makes many (the sandbox bank's calls
+    # and notifications, JSON-RPC to the chain): a warning is worth a line, a request is not.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))

@@ -75,7 +75,10 @@ def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank
         return Bank(gateway(adapter), None, [client])
     # The sandbox: the app calls its own /sandbox/tbank routes, and the sandbox notifies the
     # app, both in-process (no port, no network), through the real protocol.
-    internal = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=INTERNAL)
+    # A failure inside the app is an answer (500) to the sandbox, as over a network: it
+    # sends the notification again rather than dying with the exception.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    internal = httpx.AsyncClient(transport=transport, base_url=INTERNAL)
     terminal_key = settings.bank_terminal_key or sandbox.TERMINAL_KEY
     password = settings.bank_password or sandbox_password(secrets)
     bank = sandbox.SandboxBank(

@@ -161,7 +161,7 @@ class SandboxBank:
         if self.notifier is None or not url:
             return False
         path = urlsplit(url).path
-        for _ in range(self.attempts):
+        for attempt in range(self.attempts):
             try:
                 answer = await self.notifier.post(path, json=body)
                 if answer.status_code == 200 and answer.text == "OK":
@@ -171,7 +171,8 @@ class SandboxBank:
                         return True
             except httpx.HTTPError as exc:
                 log.warning("sandbox_bank.notify_failed", error=str(exc))
-            await asyncio.sleep(self.retry_seconds)
+            # As the bank does: again and again, waiting longer each time (up to 30 s).
+            await asyncio.sleep(min(self.retry_seconds * 2 ** min(attempt, 10), 30))
         return False
 
     async def settle(self, payment_id: str, statuses: list[PaymentStatus]) -> None:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import time
 import uuid
@@ -151,7 +150,6 @@ async def run_bank_benchmark(
     users: int,
     postgres_url: str | None,
 ) -> dict[str, Any]:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     password = secrets.token_hex(16)
     amount = Decimal("100.00")
     with scratch_directory() as scratch:
