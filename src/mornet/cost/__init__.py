@@ -1,0 +1,1 @@
+"""The cost engine: consumption priced at the tariff in force (rating)."""
