@@ -21,6 +21,8 @@ from mornet.bank.runtime import open_bank
 from mornet.chain import endpoints as chain_api
 from mornet.chain.dependencies import ChainHost
 from mornet.config import Settings
+from mornet.cost import endpoints as cost_api
+from mornet.cost import graphql as cost_graphql
 from mornet.dependencies import Platform, PlatformDep, SessionDep
 from mornet.errors import declare_error_responses, install_error_handlers
 from mornet.graphql import GraphQLContext, OfflineGraphQLRouter, Schema, UnitOfWork, limits
@@ -50,6 +52,7 @@ def build_graphql_schema() -> Schema:
         (
             identity_graphql.IdentityQuery,
             bank_graphql.BankQuery,
+            cost_graphql.CostQuery,
             households_graphql.HouseholdsQuery,
             tariffs_graphql.TariffsQuery,
             wallets_graphql.WalletsQuery,
@@ -60,6 +63,7 @@ def build_graphql_schema() -> Schema:
         (
             accounts_graphql.AccountsMutation,
             bank_graphql.BankMutation,
+            cost_graphql.CostMutation,
             households_graphql.HouseholdsMutation,
             tariffs_graphql.TariffsMutation,
             wallets_graphql.WalletsMutation,
@@ -127,6 +131,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         accounts_api.router,
         bank_api.router,
         chain_api.router,
+        cost_api.router,
         households_api.router,
         tariffs_api.router,
         tokens_api.router,

@@ -7,6 +7,7 @@ def import_all_models() -> None:
     from mornet import outbox  # noqa: F401  (the event outbox's tables)
     from mornet.bank import models as bank  # noqa: F401
     from mornet.chain import models as chain  # noqa: F401
+    from mornet.cost import models as cost  # noqa: F401
     from mornet.households import models as households  # noqa: F401
     from mornet.identity import models as identity  # noqa: F401
     from mornet.tariffs import models as tariffs  # noqa: F401

@@ -1,0 +1,176 @@
+"""Cost calculations over the API: a household's hourly use priced at its region's tariffs,
+split where a tariff changes, stored, and visible to its owner (and admins) only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.db import unit_of_work
+from mornet.resources import Resource
+from mornet.runtime import Runtime
+from mornet.tariffs.models import Region, Tariff
+from mornet.telemetry import service as telemetry
+from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
+from tests.factories import user_with_token
+from tests.telemetry.helpers import T0, plug
+
+CHANGE = T0 + timedelta(minutes=30)
+
+
+async def _region_with_a_change(session: AsyncSession) -> str:
+    """A region whose electricity goes from 5 to 8 RUB/kWh at 10:30 on the day of the use."""
+    code = f"RU-{uuid.uuid4().hex[:3].upper()}"
+    session.add(Region(code=code, name="Test", timezone="Europe/Moscow"))
+    await session.flush()
+    since = datetime(2026, 1, 1, tzinfo=UTC)
+    session.add_all(
+        [
+            Tariff(
+                region_code=code, resource=Resource.ELECTRICITY, price=Decimal(5), valid_from=since
+            ),
+            Tariff(
+                region_code=code, resource=Resource.ELECTRICITY, price=Decimal(8), valid_from=CHANGE
+            ),
+            Tariff(region_code=code, resource=Resource.WATER, price=Decimal(40), valid_from=since),
+        ]
+    )
+    await session.commit()
+    return code
+
+
+async def _household_with_use(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> tuple[dict[str, str], str]:
+    region = await _region_with_a_change(session)
+    _, headers = await user_with_token(client, session)
+    made = await client.post(
+        "/api/households", json={"name": "Home", "address": "A", "region": region}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    household_id = made.json()["id"]
+    # 0.25 kWh in the hour from 10:00, 0.5 kWh in the hour from 11:00 (UTC).
+    readings = [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)]
+    batch = NormalisedBatch(
+        household_id=uuid.UUID(household_id),
+        agent_id=None,
+        readings=[NormalisedReading.of(WireReading.model_validate(r)) for r in readings],
+    )
+    async with unit_of_work(runtime.sessions) as tx:
+        await telemetry.store_batch(tx, batch)
+    return headers, household_id
+
+
+def _period(start: datetime, end: datetime) -> dict[str, str]:
+    return {"from": start.isoformat(), "to": end.isoformat()}
+
+
+DAY = _period(T0 - timedelta(hours=10), T0 + timedelta(hours=14))
+
+
+async def test_use_across_a_tariff_change_is_split_priced_and_stored(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    headers, household_id = await _household_with_use(client, session, runtime)
+    made = await client.post(
+        "/api/cost/calculate", json={"household_id": household_id, **DAY}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    calculation: dict[str, Any] = made.json()
+    assert (calculation["currency"], calculation["plugin"]) == ("RUB", "residential")
+    [line] = calculation["lines"]
+    assert (line["resource"], line["unit"], Decimal(line["quantity"])) == (
+        "E",
+        "kWh",
+        Decimal("0.75"),
+    )
+    assert [
+        (s["from"], s["to"], Decimal(s["quantity"]), Decimal(s["price"])) for s in line["segments"]
+    ] == [
+        ("2026-11-01T10:00:00Z", "2026-11-01T10:30:00Z", Decimal("0.125"), Decimal(5)),
+        ("2026-11-01T10:30:00Z", "2026-11-01T12:00:00Z", Decimal("0.625"), Decimal(8)),
+    ]
+    # 0.125 kWh at 5 and 0.625 kWh at 8 = 5.625, rounded half-up once: 5.63.
+    assert Decimal(line["cost"]) == Decimal("5.63")
+    costs = [Decimal(calculation[k]) for k in ("cost_e", "cost_h", "cost_w", "cost_total")]
+    assert costs == [Decimal("5.63"), 0, 0, Decimal("5.63")]
+
+    again = await client.get(f"/api/cost/calculations/{calculation['id']}", headers=headers)
+    assert again.json() == calculation
+    listed = await client.get(
+        "/api/cost/calculations", params={"household_id": household_id}, headers=headers
+    )
+    assert [c["id"] for c in listed.json()["items"]] == [calculation["id"]]
+
+
+async def test_calculations_are_private_and_periods_are_checked(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    headers, household_id = await _household_with_use(client, session, runtime)
+    _, intruder = await user_with_token(client, session)
+    mine = (
+        await client.post(
+            "/api/cost/calculate", json={"household_id": household_id, **DAY}, headers=headers
+        )
+    ).json()
+
+    foreign = await client.post(
+        "/api/cost/calculate", json={"household_id": household_id, **DAY}, headers=intruder
+    )
+    assert foreign.status_code == 404
+    assert (
+        await client.get(f"/api/cost/calculations/{mine['id']}", headers=intruder)
+    ).status_code == 404
+    listed = await client.get(
+        "/api/cost/calculations", params={"household_id": household_id}, headers=intruder
+    )
+    assert listed.status_code == 404
+
+    reversed_period = _period(T0, T0 - timedelta(hours=1))
+    long_period = _period(T0 - timedelta(days=367), T0)
+    for period in (reversed_period, long_period):
+        refused = await client.post(
+            "/api/cost/calculate", json={"household_id": household_id, **period}, headers=headers
+        )
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "bad_period")
+
+    quiet = await client.post(
+        "/api/cost/calculate",
+        json={
+            "household_id": household_id,
+            **_period(T0 - timedelta(days=3), T0 - timedelta(days=2)),
+        },
+        headers=headers,
+    )
+    assert quiet.status_code == 201
+    assert (quiet.json()["lines"], Decimal(quiet.json()["cost_total"])) == ([], 0)
+
+
+async def test_graphql_calculate_cost_and_cost_calculations(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    from tests.test_graphql import error_codes, gql
+
+    headers, household_id = await _household_with_use(client, session, runtime)
+    _, intruder = await user_with_token(client, session)
+    mutation = """mutation($h: UUID!, $from: DateTime!, $to: DateTime!) {
+        calculateCost(householdId: $h, from: $from, to: $to) { id costE costTotal lines } }"""
+    made = await gql(client, mutation, headers, h=household_id, **DAY)
+    assert "errors" not in made, made
+    calculation = made["data"]["calculateCost"]
+    assert Decimal(calculation["costTotal"]) == Decimal("5.63")
+    assert calculation["lines"][0]["segments"][1]["price"] == "8.0000"
+    listed = await gql(
+        client,
+        "query($h: UUID!) { costCalculations(householdId: $h) { id } }",
+        headers,
+        h=household_id,
+    )
+    assert listed["data"]["costCalculations"] == [{"id": calculation["id"]}]
+    stolen = await gql(client, mutation, intruder, h=household_id, **DAY)
+    assert error_codes(stolen) == ["household_not_found"]
