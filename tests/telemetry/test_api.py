@@ -91,7 +91,7 @@ async def test_meter_readings_enter_the_same_pipeline(
     )
     assert [(p["quantity"], p["unit"]) for p in use.json()] == [("0.600000", "m3")]
     for bad in (
-        {"resource": "E", "value": "1"},
+        {"resource": "G", "value": "1"},
         {"resource": "W", "value": "-1"},
         {"resource": "W", "value": "1", "ts": "2999-01-01T00:00:00Z"},
     ):
@@ -164,3 +164,46 @@ async def test_operators_see_dead_letters_with_reasons(
     assert "not JSON" in letters[0]["reason"]
     assert letters[0]["payload_preview"] == "{broken"
     assert letters[0]["topic"] == "mornet/x/telemetry"
+
+
+async def test_a_main_meter_is_billed_and_the_plugs_only_inform(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    """A household with plugs and a main electricity meter: the meter's use is what counts, so
+    nothing is billed twice; before the first index, the plugs are billed."""
+    from tests.web.test_pages import page_login
+
+    user, headers = await user_with_token(client, session)
+    email = user.email
+    agent = await provision(client, headers)
+    hid = agent.household_id
+    await _store(runtime, hid, [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)])
+    params = {**WINDOW, "resource": "E"}
+    plugs = await client.get(f"/api/households/{hid}/consumption", params=params, headers=headers)
+    assert [p["quantity"] for p in plugs.json()] == ["0.250000", "0.500000"]
+
+    for minutes, index in ((0, "5000.000"), (120, "5002.000")):
+        moment = (T0 + timedelta(minutes=minutes)).isoformat()
+        entered = await client.post(
+            f"/api/households/{hid}/meter-readings",
+            json={"resource": "E", "value": index, "ts": moment},
+            headers=headers,
+        )
+        assert entered.status_code == 201, entered.text
+    meter = await client.get(f"/api/households/{hid}/consumption", params=params, headers=headers)
+    assert [(p["start"], p["quantity"]) for p in meter.json()] == [
+        ("2026-11-01T12:00:00Z", "2.000000")
+    ]
+    priced = await client.post(
+        "/api/cost/calculate",
+        json={"household_id": hid, **WINDOW},
+        headers=headers,
+    )
+    assert priced.status_code == 201, priced.text
+    assert [(line["resource"], line["quantity"]) for line in priced.json()["lines"]] == [
+        ("E", "2.000000")
+    ]
+    await page_login(client, email)
+    page = await client.get(f"/households/{hid}")
+    assert "Electricity — the main meter" in page.text
+    assert "Water — the plugs" in page.text

@@ -46,13 +46,27 @@ class DeviceCursor(Base):
     resource: Mapped[Resource] = mapped_column(String(1))
 
 
+METER_DEVICE_PREFIX = "meter-"
+METER = "meter"
+"""Use measured by the household's main meter (the indexes it enters: devices `meter-E/H/W`)."""
+PLUG = "plug"
+"""Use measured by the agents' devices (smart plugs, power meters)."""
+
+
+def source_of(device_id: str) -> str:
+    return METER if device_id.startswith(METER_DEVICE_PREFIX) else PLUG
+
+
 class HourlyConsumption(Base):
-    """Use per household, resource and UTC hour, from counter deltas."""
+    """Use per household, resource, source (meter or plugs) and UTC hour, from counter
+    deltas. The two sources are kept apart: where a household has a main meter, it is what
+    is billed, and its plugs only show where the energy went."""
 
     __tablename__ = "telemetry_consumption_hourly"
 
     household_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     resource: Mapped[Resource] = mapped_column(String(1), primary_key=True)
+    source: Mapped[str] = mapped_column(String(5), primary_key=True, default=PLUG)
     hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     quantity: Mapped[Decimal] = mapped_column(ScaledDecimal(6))
     """kWh (E, H) or m³ (W), exact to 10^-6."""

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.db import insert_for
 from mornet.resources import Resource
-from mornet.telemetry.models import DeadLetter, DeviceCursor, HourlyConsumption, Reading
+from mornet.telemetry.models import (
+    METER_DEVICE_PREFIX,
+    DeadLetter,
+    DeviceCursor,
+    HourlyConsumption,
+    Reading,
+)
 
 
 async def insert_new_readings(
@@ -109,20 +115,20 @@ async def save_cursors(
 
 
 async def add_consumption(
-    session: AsyncSession, deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal]
+    session: AsyncSession, deltas: dict[tuple[uuid.UUID, Resource, str, datetime], Decimal]
 ) -> None:
     """Add each delta to its hour atomically (no read-modify-write)."""
     if not deltas:
         return
     rows = [
-        {"household_id": h, "resource": r, "hour_start": hour, "quantity": q}
-        for (h, r, hour), q in sorted(
-            deltas.items(), key=lambda item: (str(item[0][0]), item[0][1], item[0][2])
+        {"household_id": h, "resource": r, "source": source, "hour_start": hour, "quantity": q}
+        for (h, r, source, hour), q in sorted(
+            deltas.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
         )
     ]
     statement = insert_for(session, HourlyConsumption)
     statement = statement.on_conflict_do_update(
-        index_elements=["household_id", "resource", "hour_start"],
+        index_elements=["household_id", "resource", "source", "hour_start"],
         set_={"quantity": HourlyConsumption.quantity + statement.excluded.quantity},
     )
     await session.execute(statement, rows)
@@ -169,6 +175,17 @@ async def hourly(
             query.order_by(HourlyConsumption.hour_start, HourlyConsumption.resource)
         )
     ).all()
+
+
+async def metered_resources(session: AsyncSession, household_id: uuid.UUID) -> set[Resource]:
+    """The resources for which the household has entered main-meter indexes."""
+    rows = await session.scalars(
+        select(DeviceCursor.resource).where(
+            DeviceCursor.household_id == household_id,
+            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True),
+        )
+    )
+    return {Resource(r) for r in rows.all()}
 
 
 async def latest_reading(

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from mornet.fields import DecimalText, Moment
 from mornet.resources import Resource
+from mornet.telemetry.models import METER_DEVICE_PREFIX
 from mornet.wire.telemetry import MAX_READINGS_PER_MESSAGE
 
 # Stored precision: mWh of energy, mW of power, mV, 0.1 mA, and 0.1 litre of water.
@@ -145,7 +146,7 @@ class NormalisedReading(BaseModel):
         """A household-entered meter index: one device per resource, seq from the time so
         later entries sort after earlier ones."""
         return cls(
-            device_id=f"meter-{resource.value}",
+            device_id=f"{METER_DEVICE_PREFIX}{resource.value}",
             resource=resource,
             ts=ts,
             seq=int(ts.timestamp() * 1000),
@@ -187,7 +188,9 @@ MeterIndex = Annotated[
 
 
 class MeterReadingIn(BaseModel):
-    resource: Literal["H", "W"]
+    resource: Literal["E", "H", "W"]
+    """The main meter's resource: once a household enters its indexes, that meter is what is
+    billed for the resource, and its plugs only show where the use went."""
     value: MeterIndex
     ts: ReadingTime | None = None
 

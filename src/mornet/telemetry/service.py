@@ -25,7 +25,7 @@ from mornet.households import service as households
 from mornet.resources import Resource
 from mornet.tariffs import service as tariffs
 from mornet.telemetry import repository
-from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
+from mornet.telemetry.models import METER, PLUG, DeadLetter, HourlyConsumption, Reading, source_of
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireMessage
 from mornet.wire.telemetry import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
 
@@ -262,12 +262,13 @@ async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch
         _, r = unique[(household_id, device_id, seq)]
         by_device[(household_id, device_id)].append(_Sample(seq, r.counter, r.ts, str(r.resource)))
     cursors = await repository.cursors(session, list(by_device))
-    deltas: dict[tuple[uuid.UUID, Resource, datetime], Decimal] = defaultdict(Decimal)
+    deltas: dict[tuple[uuid.UUID, Resource, str, datetime], Decimal] = defaultdict(Decimal)
     advanced: dict[tuple[uuid.UUID, str], _Sample] = {}
     for (household_id, device_id), fresh in by_device.items():
+        source = source_of(device_id)
 
         def add(earlier: CounterSample, later: CounterSample, sign: int = 1) -> None:
-            key = (household_id, Resource(later.resource), _hour(later.ts))  # noqa: B023
+            key = (household_id, Resource(later.resource), source, _hour(later.ts))  # noqa: B023
             deltas[key] += sign * _use_between(earlier, later)
 
         fresh.sort(key=lambda sample: sample.seq)
@@ -333,6 +334,13 @@ async def household_readings(
     )
 
 
+async def billed_sources(session: AsyncSession, household_id: uuid.UUID) -> dict[Resource, str]:
+    """Which source is billed for each resource: the main meter where the household has one
+    (it enters its indexes), else its plugs — never both, so no use is billed twice."""
+    metered = await repository.metered_resources(session, household_id)
+    return {r: METER if r in metered else PLUG for r in Resource}
+
+
 @dataclass(frozen=True)
 class Point:
     start: datetime
@@ -350,12 +358,18 @@ async def household_consumption(
     resource: Resource | None,
     granularity: str,
 ) -> list[Point]:
-    """Use per hour, or per day in the household's region's time zone."""
+    """Use per hour, or per day in the household's region's time zone, from the billed
+    source of each resource (`billed_sources`)."""
     zone = await _household_zone(session, actor, household_id)
     start, end = _window(start, end)
-    rows: Sequence[HourlyConsumption] = await repository.hourly(
-        session, household_id, start=start, end=end, resource=resource
-    )
+    billed = await billed_sources(session, household_id)
+    rows: Sequence[HourlyConsumption] = [
+        row
+        for row in await repository.hourly(
+            session, household_id, start=start, end=end, resource=resource
+        )
+        if row.source == billed[Resource(row.resource)]
+    ]
     if granularity == "hour":
         return [Point(r.hour_start, Resource(r.resource), r.quantity) for r in rows]
     days: dict[tuple[datetime, Resource], Decimal] = defaultdict(Decimal)
@@ -403,6 +417,8 @@ class Today:
     power_w: Decimal | None
     hourly: list[Point]
     totals: dict[Resource, Decimal]
+    billed: dict[Resource, str]
+    """The source billed for each resource: `meter` or `plug`."""
 
 
 async def today(session: AsyncSession, *, actor: Actor, household_id: uuid.UUID) -> Today:
@@ -425,6 +441,7 @@ async def today(session: AsyncSession, *, actor: Actor, household_id: uuid.UUID)
         power_w=await current_power_w(session, household_id),
         hourly=hourly,
         totals=dict(totals),
+        billed=await billed_sources(session, household_id),
     )
 
 
