@@ -23,6 +23,7 @@ from mornet.chain.dependencies import ChainHost
 from mornet.config import Settings
 from mornet.cost import endpoints as cost_api
 from mornet.cost import graphql as cost_graphql
+from mornet.cost import pages as cost_pages
 from mornet.dependencies import Platform, PlatformDep, SessionDep
 from mornet.errors import declare_error_responses, install_error_handlers
 from mornet.graphql import GraphQLContext, OfflineGraphQLRouter, Schema, UnitOfWork, limits
@@ -121,7 +122,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     if runtime.bank is None:
         runtime.bank = open_bank(runtime.settings, runtime.secrets, app)
     # Sections other contexts add to the household page.
-    app.state.household_panels = [telemetry_pages.today_panel]
+    app.state.household_panels = [telemetry_pages.today_panel, cost_pages.month_panel]
     install_error_handlers(app, render_page=web_pages.render_error_page)
     web_pages.install_page_handlers(app)
 

@@ -144,3 +144,20 @@ def test_the_residential_plugin_is_installed_and_the_default() -> None:
         (Resource.ELECTRICITY, Decimal("16.25")),
         (Resource.WATER, Decimal("16.25")),
     ]
+
+
+def test_the_month_panel_shows_use_cost_and_the_tariffs_used() -> None:
+    from mornet.web.pages import templates
+
+    timeline = [
+        _period(DAY - timedelta(days=1), "5.0000"),
+        _period(DAY + timedelta(minutes=30), "8.0000"),
+    ]
+    line = rate(Resource.ELECTRICITY, [Use(DAY, DAY + timedelta(hours=1), Decimal(2))], timeline)
+    html = templates.get_template("cost/_month.html").render(
+        start=DAY, lines=[line], total=total([line]), error=None
+    )
+    assert "2 kWh" in html
+    assert "13.00 RUB" in html  # 1 kWh at 5 and 1 kWh at 8
+    assert "5 RUB/kWh, 8 RUB/kWh" in html
+    assert "Since 01 March 2026" in html

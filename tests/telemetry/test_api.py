@@ -8,6 +8,8 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.identity import service as identity
+from mornet.resources import Resource
 from mornet.runtime import Runtime
 from mornet.telemetry import service
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
@@ -174,7 +176,7 @@ async def test_a_main_meter_is_billed_and_the_plugs_only_inform(
     from tests.web.test_pages import page_login
 
     user, headers = await user_with_token(client, session)
-    email = user.email
+    email, user_id = user.email, user.id
     agent = await provision(client, headers)
     hid = agent.household_id
     await _store(runtime, hid, [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)])
@@ -207,3 +209,11 @@ async def test_a_main_meter_is_billed_and_the_plugs_only_inform(
     page = await client.get(f"/households/{hid}")
     assert "Electricity — the main meter" in page.text
     assert "Water — the plugs" in page.text
+    # This month so far (as of the afternoon of the readings), as billed: the meter's 2 kWh.
+    from mornet.cost import service as cost
+
+    owner = await identity.get_user(session, user_id)
+    _, month = await cost.month_so_far(
+        session, actor=owner, household_id=uuid.UUID(hid), now=T0 + timedelta(hours=5)
+    )
+    assert [(line.resource, line.quantity) for line in month] == [(Resource.ELECTRICITY, 2)]

@@ -6,17 +6,19 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
 from mornet.cost import repository
 from mornet.cost.models import CostCalculation
-from mornet.cost.plugins import Consumption, plugin_for
+from mornet.cost.plugins import Consumption, CostPlugin, plugin_for
 from mornet.cost.rating import KOPECK, Line, PricePeriod, Use, total
+from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.households import service as households
 from mornet.pagination import PageRequest
@@ -80,6 +82,50 @@ async def calculate(
     """Price the household's hourly use in [start, end) (the hours that start in it) and keep
     the calculation. A period without use is a calculation with no lines."""
     _check_period(start, end)
+    plugin, lines = await _price(session, actor, household_id, start, end)
+    by_resource = {line.resource: line.cost for line in lines}
+    nothing = Decimal(0).quantize(KOPECK)
+    calculation = CostCalculation(
+        household_id=household_id,
+        period_start=start,
+        period_end=end,
+        plugin=plugin.name,
+        cost_e=by_resource.get(Resource.ELECTRICITY, nothing),
+        cost_h=by_resource.get(Resource.HEAT, nothing),
+        cost_w=by_resource.get(Resource.WATER, nothing),
+        cost_total=total(lines).quantize(KOPECK),
+        lines=[_line_json(line) for line in lines],
+        created_by=actor.id,
+    )
+    session.add(calculation)
+    await session.flush()
+    return calculation
+
+
+async def month_so_far(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    now: datetime | None = None,
+) -> tuple[datetime, list[Line]]:
+    """This month's cost so far (the month of the household's region's time zone), priced
+    but not kept: for the household's page."""
+    household = await households.get_household(session, actor=actor, household_id=household_id)
+    zone = ZoneInfo((await tariffs.get_region(session, household.region_code)).timezone)
+    now = now or utcnow()
+    start = now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    _, lines = await _price(session, actor, household_id, start.astimezone(UTC), now + HOUR)
+    return start, lines
+
+
+async def _price(
+    session: AsyncSession,
+    actor: Actor,
+    household_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+) -> tuple[CostPlugin, list[Line]]:
     household = await households.get_household(session, actor=actor, household_id=household_id)
     points = await telemetry.household_consumption(
         session,
@@ -108,23 +154,7 @@ async def calculate(
             timelines=timelines,
         )
     )
-    by_resource = {line.resource: line.cost for line in lines}
-    nothing = Decimal(0).quantize(KOPECK)
-    calculation = CostCalculation(
-        household_id=household.id,
-        period_start=start,
-        period_end=end,
-        plugin=plugin.name,
-        cost_e=by_resource.get(Resource.ELECTRICITY, nothing),
-        cost_h=by_resource.get(Resource.HEAT, nothing),
-        cost_w=by_resource.get(Resource.WATER, nothing),
-        cost_total=total(lines).quantize(KOPECK),
-        lines=[_line_json(line) for line in lines],
-        created_by=actor.id,
-    )
-    session.add(calculation)
-    await session.flush()
-    return calculation
+    return plugin, lines
 
 
 async def get_calculation(
