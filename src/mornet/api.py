@@ -106,6 +106,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         if runtime.relay is None:
             await runtime.start_events()
             runtime.start_bank_reconciler()
+            runtime.start_settlement()
         if runtime.telemetry is None:
             await runtime.start_telemetry(simulate=simulate)
         yield

@@ -250,6 +250,27 @@ def reconcile() -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def settle(
+    forever: Annotated[
+        bool, typer.Option(help="Keep settling every minute (the worker role).")
+    ] = False,
+) -> None:
+    """Settle every household period that is closed and not settled yet, then wait until the
+    chain has the moves. Prints how many were settled as JSON."""
+
+    async def run(runtime: Runtime) -> dict[str, object]:
+        handle = await runtime.start_chain(run_submitter=False)
+        if forever:
+            runtime.start_settlement()
+            await handle.submitter.run_forever()
+        settled = await runtime.settle_once()
+        await handle.submitter.drain(max_seconds=600)
+        return {"settled": settled}
+
+    print(json.dumps(_with_runtime(run)))
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 60,

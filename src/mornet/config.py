@@ -14,6 +14,7 @@ import secrets
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
@@ -109,6 +110,13 @@ class Settings(BaseSettings):
     """Bounds of one withdrawal, in RUB."""
     bank_payout_seconds: float = Field(default=30, gt=0)
     """How often payouts still running are asked about (a held withdrawal starts at once)."""
+    settlement_period: Literal["day", "hour"] = "day"
+    """Households are settled per day of their region's time zone (`hour` for demos)."""
+    settlement_grace_minutes: float = Field(default=15, ge=0)
+    """A period is settled this long after it ends, so late readings still count."""
+    treasury_address: str | None = None
+    """Where settlement's GCC goes (unset: an address derived from a hash, until a treasury
+    exists)."""
     anvil_bin: str | None = None
     """Path to the anvil binary; default: the one the setup installed under .tools/."""
 

@@ -33,13 +33,14 @@ from mornet.chain.service import ChainHandle, ensure_deployed
 from mornet.chain.submitter import Submitter
 from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
 from mornet.crypto import WalletCipher
-from mornet.db import create_engine, create_sessionmaker, unit_of_work
+from mornet.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
 from mornet.outbox import Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
 from mornet.telemetry.runtime import Telemetry, start_telemetry
+from mornet.tokens import service as tokens_service
 from mornet.wallets import service as wallets
 
 log = structlog.get_logger(__name__)
@@ -182,6 +183,35 @@ class Runtime:
                 name="bank-reconciler",
             )
         )
+
+    def start_settlement(self, *, every_seconds: float = 60) -> None:
+        """Settle closed household periods every `every_seconds` (each run is idempotent)."""
+        self._tasks.append(
+            asyncio.create_task(self._settle_forever(every_seconds), name="settlement")
+        )
+
+    async def settle_once(self) -> int:
+        """One settlement run in its own transaction. Returns how many periods it settled."""
+        settings = self.settings
+        async with unit_of_work(self.sessions) as session:
+            settled = await tokens_service.settle_due(
+                session,
+                self.chain,
+                now=utcnow(),
+                length=settings.settlement_period,
+                grace=timedelta(minutes=settings.settlement_grace_minutes),
+                treasury=settings.treasury_address or tokens_service.TREASURY_FALLBACK,
+            )
+        return len(settled)
+
+    async def _settle_forever(self, every_seconds: float) -> None:
+        while True:
+            try:
+                if self.chain is not None and (count := await self.settle_once()):
+                    log.info("settlement.run", settled=count)
+            except Exception:
+                log.exception("settlement.run_failed")
+            await asyncio.sleep(every_seconds)
 
     async def open_missing_wallets(self) -> int:
         """Users who predate wallets get one (run at start)."""

@@ -9,7 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor, readable_by
-from mornet.households.models import EdgeAgent, Household
+from mornet.households.models import EdgeAgent, Household, HouseholdStatus
 from mornet.pagination import PageRequest, fetch_page
 
 
@@ -78,3 +78,13 @@ async def list_page_with_agent_counts(
 
 async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Household)) or 0)
+
+
+async def active(session: AsyncSession) -> Sequence[Household]:
+    """Every active household, oldest first."""
+    rows = await session.scalars(
+        select(Household)
+        .where(Household.status == HouseholdStatus.ACTIVE)
+        .order_by(Household.created_at, Household.id)
+    )
+    return rows.all()

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -263,3 +264,20 @@ async def list_all_households(
 
 async def count_households(session: AsyncSession) -> int:
     return await repository.count(session)
+
+
+@dataclass(frozen=True)
+class SettledHousehold:
+    """What settlement needs of a household."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    region_code: str
+    created_at: datetime
+
+
+async def active_households(session: AsyncSession) -> list[SettledHousehold]:
+    return [
+        SettledHousehold(h.id, h.owner_id, h.region_code, h.created_at)
+        for h in await repository.active(session)
+    ]

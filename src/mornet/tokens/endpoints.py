@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import APIRouter, status
 
 from mornet.chain import service as chain
 from mornet.chain.dependencies import ChainDep
 from mornet.chain.schemas import OperationKind, OperationOut
-from mornet.dependencies import SessionDep
+from mornet.db import utcnow
+from mornet.dependencies import SessionDep, SettingsDep
 from mornet.errors import answers
-from mornet.identity.auth import AdminUser
+from mornet.identity.auth import AdminUser, CurrentUser
+from mornet.pagination import Page, PageParams, page_of
 from mornet.tokens import service
-from mornet.tokens.schemas import ParameterOut, ParameterUpdate, TokenMoveRequest
+from mornet.tokens.models import Settlement
+from mornet.tokens.schemas import (
+    ParameterOut,
+    ParameterUpdate,
+    SettlementOut,
+    SettlementRunOut,
+    TokenMoveRequest,
+)
 
 router = APIRouter(tags=["tokens"])
 
@@ -71,3 +81,51 @@ async def update_parameter(
 ) -> ParameterOut:
     parameter = await service.set_parameter(session, name, body.value, actor_id=admin.id)
     return ParameterOut(name=parameter.name, value=parameter.value, updated_at=parameter.updated_at)
+
+
+async def settlement_out(session: SessionDep, settlement: Settlement) -> SettlementOut:
+    return SettlementOut.model_validate(
+        {
+            **{c: getattr(settlement, c) for c in SettlementOut.model_fields if c != "status"},
+            "status": await service.settlement_status(session, settlement),
+        }
+    )
+
+
+@router.post("/admin/settlements/run", responses=answers(503))
+async def run_settlements(
+    _: AdminUser, session: SessionDep, handle: ChainDep, settings: SettingsDep
+) -> SettlementRunOut:
+    """Settle every household period that is closed and not settled yet (idempotent: run it
+    again and only what became due since is settled)."""
+    settled = await service.settle_due(
+        session,
+        handle,
+        now=utcnow(),
+        length=settings.settlement_period,
+        grace=timedelta(minutes=settings.settlement_grace_minutes),
+        treasury=settings.treasury_address or service.TREASURY_FALLBACK,
+    )
+    return SettlementRunOut(
+        settled=len(settled), settlements=[await settlement_out(session, s) for s in settled]
+    )
+
+
+@router.get("/households/{household_id}/settlements", responses=answers(404))
+async def household_settlements(
+    household_id: uuid.UUID, user: CurrentUser, session: SessionDep, page: PageParams
+) -> Page[SettlementOut]:
+    found, total = await service.settlements_of(
+        session, actor=user, household_id=household_id, page=page
+    )
+    return page_of([await settlement_out(session, s) for s in found], total, page)
+
+
+@router.get("/households/{household_id}/settlements/{settlement_id}", responses=answers(404))
+async def household_settlement(
+    household_id: uuid.UUID, settlement_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> SettlementOut:
+    settlement = await service.get_settlement(
+        session, actor=user, household_id=household_id, settlement_id=settlement_id
+    )
+    return await settlement_out(session, settlement)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,3 +33,29 @@ ParameterValue = Annotated[Decimal, DecimalText(places=18, digits=30, positive=T
 
 class ParameterUpdate(BaseModel):
     value: ParameterValue
+
+
+class SettlementOut(BaseModel):
+    """A household's settled period: what it used, what prepaid tokens covered, what GCC paid,
+    what is owed (arrears), the GCM minted, and whether the moves are on chain yet."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    calculation_id: uuid.UUID | None
+    cost_total: Decimal
+    consumed: dict[str, Decimal]
+    burned: dict[str, Decimal]
+    shortfall_gcc: Decimal
+    paid_gcc: Decimal
+    arrears_gcc: Decimal
+    gcm: Decimal
+    status: Literal["pending", "confirmed", "failed"]
+    created_at: datetime
+
+
+class SettlementRunOut(BaseModel):
+    settled: int
+    """Household-periods settled by this run (0 when nothing was due)."""
+    settlements: list[SettlementOut]

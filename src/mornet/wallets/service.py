@@ -18,7 +18,7 @@ from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.identity import service as identity
 from mornet.wallets import repository
-from mornet.wallets.models import Wallet
+from mornet.wallets.models import Wallet as Wallet  # part of this API
 
 
 class InsufficientBalance(ValidationFailed):
