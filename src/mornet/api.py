@@ -41,6 +41,7 @@ from mornet.tariffs import pages as tariffs_pages
 from mornet.telemetry import endpoints as telemetry_api
 from mornet.telemetry import pages as telemetry_pages
 from mornet.tokens import endpoints as tokens_api
+from mornet.tokens import pages as tokens_pages
 from mornet.wallets import endpoints as wallets_api
 from mornet.wallets import graphql as wallets_graphql
 from mornet.wallets import pages as wallets_pages
@@ -123,7 +124,11 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     if runtime.bank is None:
         runtime.bank = open_bank(runtime.settings, runtime.secrets, app)
     # Sections other contexts add to the household page.
-    app.state.household_panels = [telemetry_pages.today_panel, cost_pages.month_panel]
+    app.state.household_panels = [
+        telemetry_pages.today_panel,
+        cost_pages.month_panel,
+        tokens_pages.settlements_panel,
+    ]
     install_error_handlers(app, render_page=web_pages.render_error_page)
     web_pages.install_page_handlers(app)
 

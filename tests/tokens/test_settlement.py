@@ -38,7 +38,7 @@ WEI = Decimal(10**18)
 
 async def _household(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
-) -> tuple[uuid.UUID, dict[str, str], uuid.UUID]:
+) -> tuple[uuid.UUID, dict[str, str], uuid.UUID, str]:
     """A household (in a region where E goes from 5 to 8 RUB/kWh at 10:30 on 1 November)
     opened on 1 November, which used 0.125 kWh at 5 and 0.625 kWh at 8 that day."""
     code = f"RU-{uuid.uuid4().hex[:3].upper()}"
@@ -62,7 +62,7 @@ async def _household(
     )
     await session.commit()
     user, headers = await user_with_token(client, session)
-    user_id = user.id
+    user_id, email = user.id, user.email
     made = await client.post(
         "/api/households", json={"name": "Home", "address": "A", "region": code}, headers=headers
     )
@@ -82,7 +82,7 @@ async def _household(
     )
     async with unit_of_work(runtime.sessions) as tx:
         await telemetry.store_batch(tx, batch)
-    return household_id, headers, user_id
+    return household_id, headers, user_id, email
 
 
 async def _give(runtime: Runtime, chain: ChainHandle, user_id: uuid.UUID, **amounts: str) -> None:
@@ -127,7 +127,7 @@ def _day_one(settled: list[Settlement], household_id: uuid.UUID) -> Settlement:
 async def test_prepaid_units_cover_the_day_and_gcm_is_minted(
     runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    household_id, headers, user_id = await _household(client, session, runtime)
+    household_id, headers, user_id, email = await _household(client, session, runtime)
     await _give(runtime, chain, user_id, E="10")
     settled = await _settle(runtime, chain)
     assert len([s for s in settled if s.household_id == household_id]) == 2  # 1 and 2 November
@@ -144,12 +144,21 @@ async def test_prepaid_units_cover_the_day_and_gcm_is_minted(
     one = await client.get(f"/api/households/{household_id}/settlements/{day.id}", headers=headers)
     assert one.json()["burned"] == {"E": "0.75"}
 
+    from tests.web.test_pages import page_login
+
+    await page_login(client, email)
+    page = await client.get(f"/households/{household_id}")
+    panel = page.text[page.text.index('id="settlements"') :]
+    assert "E 0.750000" in panel
+    assert "5.63 RUB" in panel
+    assert "confirmed" in panel
+
 
 async def test_a_shortfall_is_paid_in_gcc_at_its_tariff_and_the_rest_is_arrears(
     runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    covered, _, covered_owner = await _household(client, session, runtime)
-    short, _, short_owner = await _household(client, session, runtime)
+    covered, _, covered_owner, _ = await _household(client, session, runtime)
+    short, _, short_owner, _ = await _household(client, session, runtime)
     # 0.25 E covers 10:00 to 10:30 (0.125 at 5) and 0.125 of the rest: 0.5 kWh at 8 = 4.00 GCC.
     await _give(runtime, chain, covered_owner, E="0.25", GCC="100")
     # No E and 1 GCC: 5.63 is due, 1.00 is paid, 4.63 is owed.
@@ -190,7 +199,7 @@ async def test_a_shortfall_is_paid_in_gcc_at_its_tariff_and_the_rest_is_arrears(
 async def test_a_killed_run_settles_nothing_and_a_run_again_settles_once(
     runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    household_id, _, user_id = await _household(client, session, runtime)
+    household_id, _, user_id, _ = await _household(client, session, runtime)
     await _give(runtime, chain, user_id, E="5")
 
     class Killed(Exception):
@@ -223,7 +232,7 @@ async def test_a_killed_run_settles_nothing_and_a_run_again_settles_once(
 async def test_settlements_are_private_and_the_operator_runs_them(
     runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    household_id, headers, _ = await _household(client, session, runtime)
+    household_id, headers, _, _ = await _household(client, session, runtime)
     _, intruder = await user_with_token(client, session)
     _, admin = await user_with_token(client, session, admin=True)
     assert (await client.post("/api/admin/settlements/run", headers=headers)).status_code == 403
