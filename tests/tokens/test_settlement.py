@@ -249,3 +249,42 @@ async def test_settlements_are_private_and_the_operator_runs_them(
         f"/api/households/{household_id}/settlements/{some}", headers=intruder
     )
     assert stolen.status_code == 404
+
+
+def test_periods_are_local_days_closed_after_the_grace_or_hours() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    since = datetime(2026, 10, 24, 12, tzinfo=UTC)
+    grace = timedelta(minutes=15)
+    days = tokens.closed_periods(
+        since=since,
+        now=datetime(2026, 10, 26, 23, 15, tzinfo=UTC),
+        zone=berlin,
+        length="day",
+        grace=grace,
+        limit=10,
+    )
+    # 24, 25 and 26 October; the clocks went back on the 25th: a day of 25 hours.
+    assert [(s.isoformat(), (e - s).total_seconds() / 3600) for s, e in days] == [
+        ("2026-10-23T22:00:00+00:00", 24.0),
+        ("2026-10-24T22:00:00+00:00", 25.0),
+        ("2026-10-25T23:00:00+00:00", 24.0),
+    ]
+    # 26 October ends at 23:00 UTC; with the grace it closes at 23:15, not before.
+    early = tokens.closed_periods(
+        since=since,
+        now=datetime(2026, 10, 26, 23, 14, tzinfo=UTC),
+        zone=berlin,
+        length="day",
+        grace=grace,
+        limit=10,
+    )
+    assert len(early) == 2
+    hours = tokens.closed_periods(
+        since=since,
+        now=since + timedelta(hours=3),
+        zone=berlin,
+        length="hour",
+        grace=grace,
+        limit=10,
+    )
+    assert [s.hour for s, _ in hours] == [12, 13]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from eth_utils.address import to_checksum_address
@@ -159,7 +159,9 @@ class SystemActor:
     is_admin: bool = True
 
 
-def _period_of(moment: datetime, zone: ZoneInfo, length: str) -> tuple[datetime, datetime]:
+def _period_of(
+    moment: datetime, zone: ZoneInfo, length: Literal["day", "hour"]
+) -> tuple[datetime, datetime]:
     """The period (a local day, or an hour) that contains `moment`, as UTC bounds."""
     local = moment.astimezone(zone)
     if length == "hour":
@@ -176,7 +178,7 @@ def closed_periods(
     since: datetime,
     now: datetime,
     zone: ZoneInfo,
-    length: str,
+    length: Literal["day", "hour"],
     grace: timedelta,
     limit: int,
 ) -> list[tuple[datetime, datetime]]:
@@ -233,7 +235,7 @@ async def settle_due(
     handle: chain.ChainHandle | None,
     *,
     now: datetime,
-    length: str,
+    length: Literal["day", "hour"],
     grace: timedelta,
     treasury: str,
     limit: int = 500,
@@ -264,10 +266,8 @@ async def settle_due(
             continue
         wallet = await wallets.wallet_of(session, household.owner_id)
         for start, end in periods:
-            settlement = await _settle(session, run, household.id, wallet, start, end, treasury)
-            settlement.owner_id = household.owner_id
-            settled.append(settlement)
-    keys = await _request_moves(session, run, treasury)
+            settled.append(await _settle(session, run, household.id, wallet, start, end, treasury))
+    keys = await _request_moves(session, run)
     for settlement in settled:
         settlement.operation_keys = keys
     await session.flush()
@@ -323,7 +323,7 @@ async def _settle(
     return settlement
 
 
-async def _request_moves(session: AsyncSession, run: _Run, treasury: str) -> list[str]:
+async def _request_moves(session: AsyncSession, run: _Run) -> list[str]:
     """One operation per token and kind (and per 256 accounts) for the whole run."""
     run_id = uuid.uuid4()
     batches: list[tuple[str, OperationKind, list[chain.Move]]] = [
