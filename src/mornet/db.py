@@ -3,6 +3,7 @@ PostgreSQL, the async engine, and migrations."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     event,
     inspect,
+    select,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -44,6 +46,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+ModelT = TypeVar("ModelT", bound=Base)
 
 
 def utcnow() -> datetime:
@@ -192,6 +197,24 @@ async def lock_rows(
         return
     key = inspect(model).primary_key[0]
     await session.execute(update(model).where(*criteria).values({key.name: key}))
+
+
+async def locked_one(
+    session: AsyncSession, model: type[ModelT], *criteria: ColumnElement[bool]
+) -> ModelT | None:
+    """The row of `model` matching `criteria`, write-locked until the transaction ends (on
+    either backend, `lock_rows`) and read fresh: what is locked, not a stale copy."""
+    await lock_rows(session, model, *criteria)
+    row: ModelT | None = await session.scalar(
+        select(model).where(*criteria).with_for_update().execution_options(populate_existing=True)
+    )
+    return row
+
+
+def set_after_commit(session: AsyncSession, wake: asyncio.Event) -> None:
+    """Set `wake` once the session's transaction commits (never before: a worker woken early
+    would look for the change and not find it); a rollback leaves it unset."""
+    event.listen(session.sync_session, "after_commit", lambda _: wake.set(), once=True)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mornet import outbox
@@ -33,7 +32,13 @@ from mornet.chain.service import ChainHandle, ensure_deployed
 from mornet.chain.submitter import Submitter
 from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
 from mornet.crypto import WalletCipher
-from mornet.db import create_engine, create_sessionmaker, unit_of_work, utcnow
+from mornet.db import (
+    create_engine,
+    create_sessionmaker,
+    set_after_commit,
+    unit_of_work,
+    utcnow,
+)
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
@@ -99,13 +104,10 @@ class Runtime:
         context needs to know who listens to it. Keep each consumer's name stable: it keys
         the events it has processed."""
 
-        def after_commit(session: AsyncSession, wake: asyncio.Event) -> None:
-            sa_event.listen(session.sync_session, "after_commit", lambda _: wake.set(), once=True)
-
         async def mint_for_deposit(session: AsyncSession, event: DepositConfirmed) -> None:
             # The minter batches the deposits confirmed about the same time.
             if self.bank is not None:
-                after_commit(session, self.bank.mints_due)
+                set_after_commit(session, self.bank.mints_due)
 
         async def burn_for_refund(session: AsyncSession, event: DepositRefunded) -> None:
             await bank_service.burn_for_refund(session, self.chain, event)
@@ -125,9 +127,9 @@ class Runtime:
                 error=event.error,
             )
             if self.bank is not None and follow_up == bank_service.Next.PAY_OUT:
-                after_commit(session, self.bank.payouts_due)
+                set_after_commit(session, self.bank.payouts_due)
             elif self.bank is not None and follow_up == bank_service.Next.MINT:
-                after_commit(session, self.bank.mints_due)
+                set_after_commit(session, self.bank.mints_due)
 
         return [
             Subscription("bank.mint-deposits", DepositConfirmed, mint_for_deposit),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Body, status
@@ -144,8 +143,7 @@ async def check_with_the_bank(
 ) -> BankCheckOut:
     """Ask the bank now about every deposit without an outcome and every payout in progress,
     then report the reserves."""
-    changed = await bank_runtime.reconcile_round(platform.sessions, bank, quiet_for=timedelta(0))
-    asked = await bank_runtime.payout_round(platform.sessions, bank)
+    changed, asked = await bank_runtime.check_now(platform.sessions, bank)
     async with unit_of_work(platform.sessions) as session:
         report = await service.reserves(session, handle)
     return BankCheckOut(deposits_changed=changed, payouts_asked=asked, reserves=report)

@@ -5,7 +5,6 @@ deposits, withdrawals, alerts, "check with the bank now")."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -42,7 +41,7 @@ async def _page(
         "bank/deposits.html",
         {
             "deposits": deposits,
-            "waiting": any(d.status in {s.value for s in service.OPEN} for d in deposits),
+            "waiting": any(d.status in service.OPEN for d in deposits),
             "form": form or {},
             "error": error,
             "minimum": bank.deposit_min,
@@ -231,7 +230,6 @@ async def check_with_the_bank(
     chain: ChainDep,
 ) -> Response:
     """Ask the bank now about every open deposit and payout, then show the page again."""
-    changed = await bank_runtime.reconcile_round(platform.sessions, bank, quiet_for=timedelta(0))
-    asked = await bank_runtime.payout_round(platform.sessions, bank)
+    changed, asked = await bank_runtime.check_now(platform.sessions, bank)
     checked = f"Asked the bank: {changed} deposit(s) changed, {asked} payout(s) driven."
     return await _admin_page(request, session, chain, admin, checked=checked)

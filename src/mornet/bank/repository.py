@@ -20,7 +20,7 @@ from mornet.bank.models import (
     Deposit,
     Withdrawal,
 )
-from mornet.db import insert_for, lock_rows, utcnow
+from mornet.db import insert_for, lock_rows, locked_one, utcnow
 from mornet.pagination import PageRequest, fetch_page
 
 
@@ -49,14 +49,7 @@ async def page_of_user(
 
 async def by_order_for_update(session: AsyncSession, order_id: str) -> Deposit | None:
     """The deposit, locked until the transaction ends (one notification at a time per deposit)."""
-    await lock_rows(session, Deposit, Deposit.order_id == order_id)
-    deposit: Deposit | None = await session.scalar(
-        select(Deposit)
-        .where(Deposit.order_id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)  # what is locked, not a stale copy
-    )
-    return deposit
+    return await locked_one(session, Deposit, Deposit.order_id == order_id)
 
 
 async def open_deposits(
@@ -166,14 +159,7 @@ async def refunded_deposits(session: AsyncSession) -> Sequence[tuple[uuid.UUID, 
 
 
 async def deposit_for_update(session: AsyncSession, deposit_id: uuid.UUID) -> Deposit | None:
-    await lock_rows(session, Deposit, Deposit.id == deposit_id)
-    deposit: Deposit | None = await session.scalar(
-        select(Deposit)
-        .where(Deposit.id == deposit_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return deposit
+    return await locked_one(session, Deposit, Deposit.id == deposit_id)
 
 
 # Customers and cards.
@@ -209,14 +195,7 @@ async def card_of(session: AsyncSession, user_id: uuid.UUID, card_id: uuid.UUID)
 
 
 async def card_by_request_for_update(session: AsyncSession, request_key: str) -> BankCard | None:
-    await lock_rows(session, BankCard, BankCard.request_key == request_key)
-    card: BankCard | None = await session.scalar(
-        select(BankCard)
-        .where(BankCard.request_key == request_key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return card
+    return await locked_one(session, BankCard, BankCard.request_key == request_key)
 
 
 async def card(session: AsyncSession, card_id: uuid.UUID) -> BankCard | None:
@@ -260,13 +239,11 @@ async def withdrawal_by_key(
     return found
 
 
-async def withdrawal_for_update(session: AsyncSession, *where: Any) -> Withdrawal | None:
+async def withdrawal_for_update(
+    session: AsyncSession, *where: ColumnElement[bool]
+) -> Withdrawal | None:
     """The withdrawal matching `where`, locked until the transaction ends."""
-    await lock_rows(session, Withdrawal, *where)
-    found: Withdrawal | None = await session.scalar(
-        select(Withdrawal).where(*where).with_for_update().execution_options(populate_existing=True)
-    )
-    return found
+    return await locked_one(session, Withdrawal, *where)
 
 
 async def withdrawal_ids_in(

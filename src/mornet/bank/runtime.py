@@ -191,3 +191,13 @@ async def mint_round(
         return 0
     async with unit_of_work(sessions) as session:
         return await service.mint_due(session, handle)
+
+
+async def check_now(
+    sessions: async_sessionmaker[AsyncSession], gateway: BankGateway
+) -> tuple[int, int]:
+    """What an operator's "check with the bank now" does: ask about every deposit without an
+    outcome (no quiet period) and drive every payout in progress. Returns (deposits changed,
+    payouts driven)."""
+    changed = await reconcile_round(sessions, gateway, quiet_for=timedelta(0))
+    return changed, await payout_round(sessions, gateway)

@@ -18,8 +18,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet import outbox
@@ -331,8 +329,7 @@ async def burn_for_refund(
     """The bank gave a deposit's roubles back: burn its GCC from the depositor's wallet if the
     wallet can still spend it; if not, that GCC stays unbacked — recorded as a debt and an
     alert for an operator (the reserves report shows it, and is not ok, until it is settled)."""
-    if handle is None:
-        raise ConnectionError("the chain is not connected yet")
+    handle = _connected(handle)
     units = to_base_units(event.amount)
     wallet = await wallets.lock_wallet(session, event.user_id)
     deposit = await repository.deposit_for_update(session, event.deposit_id)
@@ -362,16 +359,22 @@ async def burn_for_refund(
     )
 
 
+def _connected(handle: chain.ChainHandle | None) -> chain.ChainHandle:
+    """The chain, for an event consumer. Not yet connected is an outage, not the event's
+    fault: a ConnectionError is retried until the chain is there, never dead-lettered."""
+    if handle is None:
+        raise ConnectionError("the chain is not connected yet")
+    return handle
+
+
 def refund_burn_key(deposit_id: uuid.UUID) -> str:
     return f"bank:deposit:{deposit_id}:refund"
 
 
 # Cards and withdrawals.
 
-ESCROW_ADDRESS = to_checksum_address(keccak(text="mornet:bank:withdrawal-escrow")[-20:])
-"""Where GCC waits while its payout runs. Nobody holds a key for it (it is a hash, not a
-key's address): only the token contracts' minter moves GCC in and out, and anyone can read
-its balance on chain."""
+ESCROW_ADDRESS = chain.keyless_address("mornet:bank:withdrawal-escrow")
+"""Where GCC waits while its payout runs (keyless: only the minter moves it)."""
 
 
 class CardNotFound(NotFound):
@@ -705,8 +708,7 @@ async def burn_paid_withdrawal(
     session: AsyncSession, handle: chain.ChainHandle | None, event: WithdrawalPaid
 ) -> None:
     """The card was paid: the escrowed GCC leaves the supply (once per withdrawal)."""
-    if handle is None:
-        raise ConnectionError("the chain is not connected yet")
+    handle = _connected(handle)
     await chain.request(
         session,
         handle,
@@ -721,8 +723,7 @@ async def return_rejected_withdrawal(
     session: AsyncSession, handle: chain.ChainHandle | None, event: WithdrawalRejected
 ) -> None:
     """The bank did not pay: the escrowed GCC goes back to the user's wallet (once)."""
-    if handle is None:
-        raise ConnectionError("the chain is not connected yet")
+    handle = _connected(handle)
     wallet = await wallets.wallet_of(session, event.user_id)
     await chain.request(
         session,

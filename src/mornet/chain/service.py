@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,7 @@ from mornet.chain.schemas import AddressEntry
 from mornet.chain.schemas import from_base_units as from_base_units  # part of this API too
 from mornet.chain.schemas import to_base_units as to_base_units
 from mornet.chain.submitter import Submitter, announce_finished
-from mornet.db import utcnow
+from mornet.db import set_after_commit, utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
 
 
@@ -55,6 +55,13 @@ class Move:
 
     def as_item(self) -> dict[str, Any]:
         return {"from": self.sender, "to": self.receiver, "amount": str(self.amount)}
+
+
+def keyless_address(label: str) -> str:
+    """An address derived from a hash of `label`: nobody holds a key for it, so only the token
+    contracts' minter moves tokens in and out, and anyone can read its balance (the platform's
+    escrow, the treasury before it exists)."""
+    return to_checksum_address(keccak(text=label)[-20:])
 
 
 def batch_id_for(idempotency_key: str) -> str:
@@ -262,8 +269,7 @@ async def request(
         requested_by=requested_by,
     )
     if created:
-        wake = handle.submitter.wake
-        event.listen(session.sync_session, "after_commit", lambda _: wake.set(), once=True)
+        set_after_commit(session, handle.submitter.wake)
     return operation, created
 
 

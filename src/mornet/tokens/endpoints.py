@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from fastapi import APIRouter, status
@@ -83,13 +84,19 @@ async def update_parameter(
     return ParameterOut(name=parameter.name, value=parameter.value, updated_at=parameter.updated_at)
 
 
-async def settlement_out(session: SessionDep, settlement: Settlement) -> SettlementOut:
-    return SettlementOut.model_validate(
-        {
-            **{c: getattr(settlement, c) for c in SettlementOut.model_fields if c != "status"},
-            "status": await service.settlement_status(session, settlement),
-        }
-    )
+async def settlements_out(
+    session: SessionDep, settlements: Sequence[Settlement]
+) -> list[SettlementOut]:
+    statuses = await service.settlement_statuses(session, settlements)
+    return [
+        SettlementOut.model_validate(
+            {
+                **{c: getattr(s, c) for c in SettlementOut.model_fields if c != "status"},
+                "status": status,
+            }
+        )
+        for s, status in zip(settlements, statuses, strict=True)
+    ]
 
 
 @router.post("/admin/settlements/run", responses=answers(503))
@@ -107,7 +114,7 @@ async def run_settlements(
         treasury=settings.treasury_address or service.TREASURY_FALLBACK,
     )
     return SettlementRunOut(
-        settled=len(settled), settlements=[await settlement_out(session, s) for s in settled]
+        settled=len(settled), settlements=await settlements_out(session, settled)
     )
 
 
@@ -118,7 +125,7 @@ async def household_settlements(
     found, total = await service.settlements_of(
         session, actor=user, household_id=household_id, page=page
     )
-    return page_of([await settlement_out(session, s) for s in found], total, page)
+    return page_of(await settlements_out(session, found), total, page)
 
 
 @router.get("/households/{household_id}/settlements/{settlement_id}", responses=answers(404))
@@ -128,4 +135,5 @@ async def household_settlement(
     settlement = await service.get_settlement(
         session, actor=user, household_id=household_id, settlement_id=settlement_id
     )
-    return await settlement_out(session, settlement)
+    [out] = await settlements_out(session, [settlement])
+    return out

@@ -21,6 +21,6 @@ async def settlements_panel(
     found, _ = await service.settlements_of(
         session, actor=user, household_id=household_id, page=PageRequest(limit=10)
     )
-    rows = [(s, await service.settlement_status(session, s)) for s in found]
+    rows = list(zip(found, await service.settlement_statuses(session, found), strict=True))
     html = templates.get_template("tokens/_settlements.html").render(rows=rows)
     return Markup(html)  # noqa: S704  # rendered by the autoescaping template environment

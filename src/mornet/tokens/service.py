@@ -11,8 +11,6 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
@@ -144,7 +142,7 @@ async def gcm_for_cost(session: AsyncSession, cost_total: Decimal) -> Decimal:
 # Settlement: consumption turned into token moves, once per household and closed period.
 
 SETTLEMENT_PREFIX = "settlement:"
-TREASURY_FALLBACK = to_checksum_address(keccak(text="mornet:treasury")[-20:])
+TREASURY_FALLBACK = chain.keyless_address("mornet:treasury")
 """Where shortfall GCC goes until a treasury exists (a hash with no key, readable by anyone)."""
 
 
@@ -347,14 +345,23 @@ async def _request_moves(session: AsyncSession, run: _Run) -> list[str]:
     return keys
 
 
-async def settlement_status(session: AsyncSession, settlement: Settlement) -> str:
-    """`confirmed` once every move of its run is on chain, `failed` if one failed."""
-    statuses = set((await chain.statuses_of(session, settlement.operation_keys)).values())
-    if "failed" in statuses:
-        return "failed"
-    if statuses <= {"confirmed"}:
-        return "confirmed"
-    return "pending"
+async def settlement_statuses(
+    session: AsyncSession, settlements: Sequence[Settlement]
+) -> list[str]:
+    """Each settlement's status, `confirmed` once every move of its run is on chain, `failed`
+    if one failed, else `pending` (one query for all: a run's settlements share their moves)."""
+    keys = {key for s in settlements for key in s.operation_keys}
+    by_key = await chain.statuses_of(session, sorted(keys))
+
+    def status(settlement: Settlement) -> str:
+        statuses = {by_key.get(key) for key in settlement.operation_keys}
+        if "failed" in statuses:
+            return "failed"
+        if statuses <= {"confirmed"}:
+            return "confirmed"
+        return "pending"
+
+    return [status(s) for s in settlements]
 
 
 async def settlements_of(
