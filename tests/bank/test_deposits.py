@@ -20,7 +20,7 @@ from mornet.chain.service import ChainHandle
 from mornet.runtime import Runtime
 from mornet.wallets import service as wallets
 from tests.bank import flows
-from tests.factories import create_user, login, user_with_token
+from tests.factories import create_user, user_with_token
 
 NOTIFICATIONS = "/api/bank/notifications/tbank"
 
@@ -355,16 +355,10 @@ async def test_a_worker_killed_between_the_confirmation_and_the_mint_mints_once_
     assert await chain.balance_of("GCC", wallet.address) == 80 * 10**18
 
 
-async def _admin_headers(client: httpx.AsyncClient, session: AsyncSession) -> dict[str, str]:
-    admin = await create_user(session, admin=True)
-    await session.commit()
-    return await login(client, admin.email)
-
-
 async def test_a_refund_after_the_mint_burns_the_gcc(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    admin = await _admin_headers(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
     user, headers = await user_with_token(client, session)
     deposit = await flows.paid_deposit(banking, chain, client, headers, "100")
     flows.sandbox_of(banking).settle_in_background(deposit["payment_id"], [PaymentStatus.REFUNDED])
@@ -387,7 +381,7 @@ async def test_a_refund_after_the_mint_burns_the_gcc(
 async def test_a_refund_of_spent_gcc_is_a_debt_the_reserves_show(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    admin = await _admin_headers(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
     _, headers = await user_with_token(client, session)
     friend = await create_user(session)
     await session.commit()

@@ -30,12 +30,6 @@ WEI = 10**18
 NOTIFICATIONS = "/api/bank/notifications/tbank"
 
 
-async def _admin(client: httpx.AsyncClient, session: AsyncSession) -> dict[str, str]:
-    admin = await create_user(session, admin=True)
-    await session.commit()
-    return await login(client, admin.email)
-
-
 async def _reserves(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, Any]:
     answer = await client.get("/api/admin/bank/reserves", headers=admin)
     assert answer.status_code == 200, answer.text
@@ -74,7 +68,7 @@ async def _operations(session: AsyncSession, key_prefix: str) -> list[ChainOpera
 async def test_withdraw_to_a_bound_card_holds_pays_and_burns(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    admin = await _admin(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
     user, headers = await user_with_token(client, session)
     await flows.paid_deposit(banking, chain, client, headers, "500")
     card = await flows.bound_card(banking, chain, client, headers)
@@ -124,7 +118,7 @@ async def test_withdraw_to_a_bound_card_holds_pays_and_burns(
 async def test_a_rejected_payout_gives_the_gcc_back(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    admin = await _admin(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
     user, headers = await user_with_token(client, session)
     await flows.paid_deposit(banking, chain, client, headers, "100")
     card = await flows.bound_card(banking, chain, client, headers)
@@ -190,7 +184,7 @@ async def _held(
 async def test_a_payout_worker_killed_after_init_neither_pays_twice_nor_loses_gcc(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    admin = await _admin(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
     headers, withdrawal = await _held(banking, chain, client, session)
     gateway = flows.bank_of(banking).gateway
     # The worker claims the payout and opens it at the bank (Init) — then dies before it
@@ -221,7 +215,7 @@ async def test_a_payout_worker_killed_after_init_neither_pays_twice_nor_loses_gc
 async def test_a_payout_worker_killed_after_payment_does_not_pay_again(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    admin = await _admin(client, session)
+    _, admin = await user_with_token(client, session, admin=True)
     headers, withdrawal = await _held(banking, chain, client, session)
     gateway = flows.bank_of(banking).gateway
     sandbox = flows.sandbox_of(banking)

@@ -3,67 +3,17 @@ split where a tariff changes, stored, and visible to its owner (and admins) only
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.db import unit_of_work
-from mornet.resources import Resource
 from mornet.runtime import Runtime
-from mornet.tariffs.models import Region, Tariff
-from mornet.telemetry import service as telemetry
-from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
+from tests.cost.helpers import household_with_use
 from tests.factories import user_with_token
-from tests.telemetry.helpers import T0, plug
-
-CHANGE = T0 + timedelta(minutes=30)
-
-
-async def _region_with_a_change(session: AsyncSession) -> str:
-    """A region whose electricity goes from 5 to 8 RUB/kWh at 10:30 on the day of the use."""
-    code = f"RU-{uuid.uuid4().hex[:3].upper()}"
-    session.add(Region(code=code, name="Test", timezone="Europe/Moscow"))
-    await session.flush()
-    since = datetime(2026, 1, 1, tzinfo=UTC)
-    session.add_all(
-        [
-            Tariff(
-                region_code=code, resource=Resource.ELECTRICITY, price=Decimal(5), valid_from=since
-            ),
-            Tariff(
-                region_code=code, resource=Resource.ELECTRICITY, price=Decimal(8), valid_from=CHANGE
-            ),
-            Tariff(region_code=code, resource=Resource.WATER, price=Decimal(40), valid_from=since),
-        ]
-    )
-    await session.commit()
-    return code
-
-
-async def _household_with_use(
-    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
-) -> tuple[dict[str, str], str]:
-    region = await _region_with_a_change(session)
-    _, headers = await user_with_token(client, session)
-    made = await client.post(
-        "/api/households", json={"name": "Home", "address": "A", "region": region}, headers=headers
-    )
-    assert made.status_code == 201, made.text
-    household_id = made.json()["id"]
-    # 0.25 kWh in the hour from 10:00, 0.5 kWh in the hour from 11:00 (UTC).
-    readings = [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)]
-    batch = NormalisedBatch(
-        household_id=uuid.UUID(household_id),
-        agent_id=None,
-        readings=[NormalisedReading.of(WireReading.model_validate(r)) for r in readings],
-    )
-    async with unit_of_work(runtime.sessions) as tx:
-        await telemetry.store_batch(tx, batch)
-    return headers, household_id
+from tests.telemetry.helpers import T0
 
 
 def _period(start: datetime, end: datetime) -> dict[str, str]:
@@ -76,7 +26,8 @@ DAY = _period(T0 - timedelta(hours=10), T0 + timedelta(hours=14))
 async def test_use_across_a_tariff_change_is_split_priced_and_stored(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
 ) -> None:
-    headers, household_id = await _household_with_use(client, session, runtime)
+    used = await household_with_use(client, session, runtime)
+    headers, household_id = used.headers, str(used.id)
     made = await client.post(
         "/api/cost/calculate", json={"household_id": household_id, **DAY}, headers=headers
     )
@@ -111,7 +62,8 @@ async def test_use_across_a_tariff_change_is_split_priced_and_stored(
 async def test_calculations_are_private_and_periods_are_checked(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
 ) -> None:
-    headers, household_id = await _household_with_use(client, session, runtime)
+    used = await household_with_use(client, session, runtime)
+    headers, household_id = used.headers, str(used.id)
     _, intruder = await user_with_token(client, session)
     mine = (
         await client.post(
@@ -156,7 +108,8 @@ async def test_graphql_calculate_cost_and_cost_calculations(
 ) -> None:
     from tests.test_graphql import error_codes, gql
 
-    headers, household_id = await _household_with_use(client, session, runtime)
+    used = await household_with_use(client, session, runtime)
+    headers, household_id = used.headers, str(used.id)
     _, intruder = await user_with_token(client, session)
     mutation = """mutation($h: UUID!, $from: DateTime!, $to: DateTime!) {
         calculateCost(householdId: $h, from: $from, to: $to) { id costE costTotal lines } }"""

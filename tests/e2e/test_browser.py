@@ -59,17 +59,21 @@ def _log_in(page: Page, base: str, email: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def _register(page: Page, base: str, full_name: str, email: str, password: str) -> None:
+    page.goto(f"{base}/register")
+    page.get_by_label("Full name").fill(full_name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name="Your households")).to_be_visible()
+
+
 def test_register_create_household_then_get_blocked(
     platform: str, browser: Browser, tmp_path: Path
 ) -> None:
     household_context = browser.new_context()
     user = household_context.new_page()
-    user.goto(f"{platform}/register")
-    user.get_by_label("Full name").fill("Svetlana Orlova")
-    user.get_by_label("Email").fill("svetlana@example.com")
-    user.get_by_label("Password").fill("svetlana-pass")
-    user.get_by_role("button", name="Register").click()
-    expect(user.get_by_role("heading", name="Your households")).to_be_visible()
+    _register(user, platform, "Svetlana Orlova", "svetlana@example.com", "svetlana-pass")
 
     # Log out and back in, as the path asks.
     user.get_by_role("button", name="Log out").click()
@@ -129,12 +133,7 @@ def test_top_up_500_through_the_bank_then_withdraw_200_to_a_card(
 ) -> None:
     context = browser.new_context()
     user = context.new_page()
-    user.goto(f"{platform}/register")
-    user.get_by_label("Full name").fill("Pavel Sokolov")
-    user.get_by_label("Email").fill("pavel@example.com")
-    user.get_by_label("Password").fill("pavel-password")
-    user.get_by_role("button", name="Register").click()
-    expect(user.get_by_role("heading", name="Your households")).to_be_visible()
+    _register(user, platform, "Pavel Sokolov", "pavel@example.com", "pavel-password")
 
     # Top up: the amount, then the sandbox bank's payment page, then back to the bank page.
     user.get_by_role("link", name="Bank").click()

@@ -1,12 +1,17 @@
-"""Building signed telemetry the way an agent does."""
+"""Building signed telemetry the way an agent does, and storing readings directly."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from mornet.db import unit_of_work
+from mornet.runtime import Runtime
+from mornet.telemetry import service
+from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
 from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -56,3 +61,16 @@ async def provision(
     agent = await client.post(f"/api/households/{household.json()['id']}/agents", headers=headers)
     body = agent.json()
     return FakeAgent(body["household_id"], body["agent_id"], body["agent_secret"])
+
+
+async def store_readings(
+    runtime: Runtime, household_id: uuid.UUID | str, readings: list[dict[str, Any]]
+) -> None:
+    """Store wire readings for a household as the readings consumer does."""
+    batch = NormalisedBatch(
+        household_id=uuid.UUID(str(household_id)),
+        agent_id=None,
+        readings=[NormalisedReading.of(WireReading.model_validate(r)) for r in readings],
+    )
+    async with unit_of_work(runtime.sessions) as session:
+        await service.store_batch(session, batch)

@@ -11,23 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.identity import service as identity
 from mornet.resources import Resource
 from mornet.runtime import Runtime
-from mornet.telemetry import service
-from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
 from tests.factories import user_with_token
-from tests.telemetry.helpers import T0, plug, provision
-
-
-async def _store(runtime: Runtime, household_id: str, readings: list[dict[str, object]]) -> None:
-    from mornet.db import unit_of_work
-
-    batch = NormalisedBatch(
-        household_id=uuid.UUID(household_id),
-        agent_id=None,
-        readings=[NormalisedReading.of(WireReading.model_validate(r)) for r in readings],
-    )
-    async with unit_of_work(runtime.sessions) as session:
-        await service.store_batch(session, batch)
-
+from tests.telemetry.helpers import T0, plug, provision, store_readings
 
 WINDOW = {"from": (T0 - timedelta(hours=1)).isoformat(), "to": (T0 + timedelta(days=2)).isoformat()}
 
@@ -37,7 +22,8 @@ async def test_readings_and_consumption_for_the_owner(
 ) -> None:
     _, headers = await user_with_token(client, session)
     agent = await provision(client, headers)
-    await _store(runtime, agent.household_id, [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)])
+    readings = [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)]
+    await store_readings(runtime, agent.household_id, readings)
     hid = agent.household_id
 
     readings = await client.get(f"/api/households/{hid}/readings", params=WINDOW, headers=headers)
@@ -136,7 +122,7 @@ async def test_another_users_telemetry_is_unreachable(
     _, intruder = await user_with_token(client, session)
     _, admin = await user_with_token(client, session, admin=True)
     agent = await provision(client, owner)
-    await _store(runtime, agent.household_id, [plug(0, 1000.0), plug(30, 1100.0)])
+    await store_readings(runtime, agent.household_id, [plug(0, 1000.0), plug(30, 1100.0)])
     hid = agent.household_id
     for method, path, body in [
         ("GET", f"/api/households/{hid}/readings", None),
@@ -179,7 +165,7 @@ async def test_a_main_meter_is_billed_and_the_plugs_only_inform(
     email, user_id = user.email, user.id
     agent = await provision(client, headers)
     hid = agent.household_id
-    await _store(runtime, hid, [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)])
+    await store_readings(runtime, hid, [plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0)])
     params = {**WINDOW, "resource": "E"}
     plugs = await client.get(f"/api/households/{hid}/consumption", params=params, headers=headers)
     assert [p["quantity"] for p in plugs.json()] == ["0.250000", "0.500000"]

@@ -19,16 +19,12 @@ from mornet.chain.models import ChainOperation, OperationKind
 from mornet.chain.service import ChainHandle
 from mornet.db import unit_of_work
 from mornet.households.models import Household
-from mornet.resources import Resource
 from mornet.runtime import Runtime
-from mornet.tariffs.models import Region, Tariff
-from mornet.telemetry import service as telemetry
-from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
 from mornet.tokens import service as tokens
 from mornet.tokens.models import Settlement
 from mornet.wallets import service as wallets
+from tests.cost.helpers import household_with_use
 from tests.factories import user_with_token
-from tests.telemetry.helpers import T0, plug
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 3, tzinfo=UTC)  # 1 and 2 November (Moscow) are closed
@@ -39,50 +35,15 @@ WEI = Decimal(10**18)
 async def _household(
     client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
 ) -> tuple[uuid.UUID, dict[str, str], uuid.UUID, str]:
-    """A household (in a region where E goes from 5 to 8 RUB/kWh at 10:30 on 1 November)
-    opened on 1 November, which used 0.125 kWh at 5 and 0.625 kWh at 8 that day."""
-    code = f"RU-{uuid.uuid4().hex[:3].upper()}"
-    session.add(Region(code=code, name="Test", timezone="Europe/Moscow"))
-    await session.flush()
-    session.add_all(
-        [
-            Tariff(
-                region_code=code,
-                resource=Resource.ELECTRICITY,
-                price=Decimal(5),
-                valid_from=datetime(2026, 1, 1, tzinfo=UTC),
-            ),
-            Tariff(
-                region_code=code,
-                resource=Resource.ELECTRICITY,
-                price=Decimal(8),
-                valid_from=T0 + timedelta(minutes=30),
-            ),
-        ]
-    )
-    await session.commit()
-    user, headers = await user_with_token(client, session)
-    user_id, email = user.id, user.email
-    made = await client.post(
-        "/api/households", json={"name": "Home", "address": "A", "region": code}, headers=headers
-    )
-    household_id = uuid.UUID(made.json()["id"])
+    """A household that used 0.125 kWh at 5 and 0.625 kWh at 8 RUB/kWh on 1 November
+    (`household_with_use`), opened that day."""
+    used = await household_with_use(client, session, runtime)
     opened = datetime(2026, 11, 1, tzinfo=MOSCOW)
     await session.execute(
-        update(Household).where(Household.id == household_id).values(created_at=opened)
+        update(Household).where(Household.id == used.id).values(created_at=opened)
     )
     await session.commit()
-    batch = NormalisedBatch(
-        household_id=household_id,
-        agent_id=None,
-        readings=[
-            NormalisedReading.of(WireReading.model_validate(r))
-            for r in (plug(0, 1000.0), plug(30, 1250.0), plug(90, 1750.0))
-        ],
-    )
-    async with unit_of_work(runtime.sessions) as tx:
-        await telemetry.store_batch(tx, batch)
-    return household_id, headers, user_id, email
+    return used.id, used.headers, used.owner_id, used.owner_email
 
 
 async def _give(runtime: Runtime, chain: ChainHandle, user_id: uuid.UUID, **amounts: str) -> None:
