@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import AwareDatetime, BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
@@ -115,6 +116,11 @@ def _iso_text(value: object) -> object:
 
 Moment = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 """A point in time with its zone, written in ISO 8601 (`2026-01-01T00:00:00Z`)."""
+
+FromQuery = Annotated[Moment | None, Query(alias="from", description="ISO 8601 with zone")]
+"""A window's start as the query parameter `from`."""
+ToQuery = Annotated[Moment | None, Query(alias="to", description="ISO 8601 with zone")]
+"""A window's end as the query parameter `to`."""
 
 
 @dataclass(frozen=True)

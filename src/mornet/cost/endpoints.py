@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from mornet.cost import service
 from mornet.cost.models import CostCalculation
 from mornet.cost.schemas import CalculationOut, CalculationRequest
 from mornet.dependencies import SessionDep
 from mornet.errors import answers
-from mornet.fields import Moment
+from mornet.fields import FromQuery, ToQuery
 from mornet.identity.auth import CurrentUser
 from mornet.pagination import Page, PageParams, page_of
 
 router = APIRouter(tags=["cost"])
-
-FromQuery = Annotated[Moment | None, Query(alias="from", description="ISO 8601 with zone")]
-ToQuery = Annotated[Moment | None, Query(alias="to", description="ISO 8601 with zone")]
 
 
 def calculation_out(calculation: CostCalculation) -> CalculationOut:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 
 from mornet.dependencies import SessionDep
-from mornet.fields import Moment
+from mornet.fields import FromQuery, ToQuery
 from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.resources import Resource
 from mornet.telemetry import service
@@ -21,8 +21,6 @@ from mornet.telemetry.schemas import (
 )
 
 router = APIRouter(tags=["telemetry"])
-FromQuery = Annotated[Moment | None, Query(alias="from", description="ISO 8601 with zone")]
-ToQuery = Annotated[Moment | None, Query(alias="to", description="ISO 8601 with zone")]
 
 
 @router.get("/households/{household_id}/readings")
