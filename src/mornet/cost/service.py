@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -100,6 +100,20 @@ async def calculate(
     session.add(calculation)
     await session.flush()
     return calculation
+
+
+def cost_beyond(line: dict[str, Any], covered: Decimal) -> Decimal:
+    """What a stored line's units beyond the first `covered` cost, each at its segment's
+    tariff (the covered units are the earliest use), rounded half-up once to the kopeck:
+    the part of a line that prepaid units did not pay for."""
+    exact = Decimal(0)
+    left = covered
+    for segment in line["segments"]:
+        quantity = Decimal(segment["quantity"])
+        used = min(quantity, left)
+        left -= used
+        exact += (quantity - used) * Decimal(segment["price"])
+    return exact.quantize(KOPECK, rounding=ROUND_HALF_UP)
 
 
 async def month_so_far(

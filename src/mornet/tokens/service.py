@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,8 +28,6 @@ from mornet.tokens import repository
 from mornet.tokens.models import PlatformParameter, Settlement
 from mornet.wallets import service as wallets
 from mornet.wallets.service import Wallet
-
-KOPECK = Decimal("0.01")
 
 GCM_RATE = "gcm_rate"
 GCM_QUANTUM = Decimal(1).scaleb(-DECIMALS)
@@ -215,19 +213,6 @@ def _units(amount: Decimal) -> int:
     return chain.to_base_units(amount) if amount > 0 else 0
 
 
-def _uncovered_cost(line: dict[str, Any], covered: Decimal) -> Decimal:
-    """What the units of a line beyond the first `covered` cost, each at its segment's
-    tariff (the prepaid units cover the earliest use), rounded half-up once."""
-    exact = Decimal(0)
-    left = covered
-    for segment in line["segments"]:
-        quantity = Decimal(segment["quantity"])
-        used = min(quantity, left)
-        left -= used
-        exact += (quantity - used) * Decimal(segment["price"])
-    return exact.quantize(KOPECK, rounding=ROUND_HALF_UP)
-
-
 async def settle_due(
     session: AsyncSession,
     handle: chain.ChainHandle | None,
@@ -294,7 +279,7 @@ async def _settle(
             run.burns[token].append(chain.Move(amount=units, sender=wallet.address))
         covered = chain.from_base_units(units)
         consumed[token], burned[token] = str(quantity), str(covered)
-        shortfall += _uncovered_cost(line, covered)
+        shortfall += cost.cost_beyond(line, covered)
     paid_units = await run.take(session, wallet, "GCC", _units(shortfall))
     if paid_units:
         run.payments.append(chain.Move(amount=paid_units, sender=wallet.address, receiver=treasury))
