@@ -97,6 +97,7 @@ def test_chain_deploy_then_status_on_a_configured_node(
     reserves = json.loads(reconciled.stdout)
     assert reserves["ok"] is True
     assert (reserves["escrow_rub"], reserves["gcc_total_supply"]) == ("0", "0")
+    assert reserves["tokens"]["ok"] is True  # nothing minted: every supply is the recorded 0
     settled = run_cli("settle", env=env)
     assert settled.returncode == 0, settled.stderr
     assert json.loads(settled.stdout) == {"settled": 0}  # no household yet: nothing is due

@@ -164,6 +164,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         tariffs_pages.router,
         wallets_pages.router,
         bank_pages.router,
+        tokens_pages.router,
         telemetry_pages.router,
     ):
         app.include_router(pages)

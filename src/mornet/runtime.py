@@ -268,6 +268,7 @@ class Runtime:
                 self.cipher,
                 count=simulate,
                 interval_s=simulate_interval_s,
+                handle=self.chain,
             )
         return self.telemetry
 

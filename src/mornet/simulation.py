@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,13 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mornet.accounts import service as accounts
 from mornet.agent.config import AgentConfig
 from mornet.agent.runner import Agent
+from mornet.chain import service as chain
+from mornet.chain.schemas import OperationKind
 from mornet.config import Settings
 from mornet.crypto import WalletCipher
 from mornet.db import unit_of_work
 from mornet.households import service as households
 from mornet.identity import service as identity
+from mornet.tokens import service as tokens
 
 log = structlog.get_logger(__name__)
+
+PREPAID_E = Decimal(20)
+"""Prepaid kWh each demo owner starts with (once), so settlement has units to burn."""
 
 
 @dataclass
@@ -50,9 +57,12 @@ async def simulate_households(
     *,
     count: int,
     interval_s: float = 10,
+    handle: chain.ChainHandle | None = None,
 ) -> Simulation:
     """N demo households (user sim-<i>@mornet.local, password `simulated`), each with a fresh
-    agent of three simulated plugs, run inside this process against the embedded broker."""
+    agent of three simulated plugs, run inside this process against the embedded broker. With
+    a chain, each owner gets `PREPAID_E` once (an operator adjustment), so each settlement
+    shows units burned before any GCC is due."""
     mqtt_url = (
         f"mqtt://{settings.mqtt_host}:{settings.mqtt_port}"
         if settings.mqtt_url is None
@@ -90,6 +100,17 @@ async def simulate_households(
             provisioned = await households.register_agent(
                 session, actor=user, household_id=home.id, name="simulator", mqtt_url=mqtt_url
             )
+            if handle is not None:
+                await tokens.move(
+                    session,
+                    handle,
+                    kind=OperationKind.MINT,
+                    token="E",
+                    account=str(user.id),
+                    amount=PREPAID_E,
+                    idempotency_key=f"simulation:prepaid-E:{user.id}",
+                    actor_id=None,
+                )
         config = AgentConfig(
             household_id=home.id,
             agent_id=provisioned.agent.id,

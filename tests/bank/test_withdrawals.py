@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +23,10 @@ from mornet.chain.models import ChainOperation
 from mornet.chain.service import ChainHandle
 from mornet.db import unit_of_work
 from mornet.runtime import Runtime
+from mornet.tokens import service as tokens
 from mornet.wallets import service as wallets
 from tests.bank import flows
+from tests.cost.helpers import OPENED, household_with_use
 from tests.factories import create_user, login, user_with_token
 
 WEI = 10**18
@@ -368,3 +371,36 @@ async def test_graphql_bind_card_withdraw_and_withdrawals(
     again = withdraw.replace("gql-1", "gql-2")
     short = await gql(client, again, headers, card=cards[0]["id"], amount="31")
     assert error_codes(short) == ["insufficient_balance"]
+
+
+async def _settle_on_2_november(runtime: Runtime, chain: ChainHandle) -> None:
+    async with unit_of_work(runtime.sessions) as tx:
+        await tokens.settle_due(
+            tx,
+            chain,
+            now=datetime(2026, 11, 2, 12, tzinfo=UTC),
+            length="day",
+            grace=timedelta(minutes=15),
+            treasury=tokens.TREASURY_FALLBACK,
+        )
+
+
+async def test_arrears_are_kept_back_from_withdrawals_and_paid_first(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    used = await household_with_use(client, session, banking, opened=OPENED)
+    await _settle_on_2_november(banking, chain)  # 1 November: 5.63 RUB, nothing to pay it
+    await flows.paid_deposit(banking, chain, client, used.headers, "20")
+    card = await flows.bound_card(banking, chain, client, used.headers)
+
+    too_much = await _withdraw(client, used.headers, card, "15")
+    assert too_much.status_code == 422
+    assert too_much.json()["error"]["code"] == "arrears_first"
+    assert "14.37 GCC can be withdrawn" in too_much.json()["error"]["message"]
+    assert (await _withdraw(client, used.headers, card, "14")).status_code == 201
+
+    await _settle_on_2_november(banking, chain)  # the next run pays the arrears
+    await flows.settle(banking, chain)
+    async with banking.sessions() as fresh:
+        assert await tokens.arrears_of_owner(fresh, used.owner_id) == 0
+    assert await _gcc(chain, session, used.owner_id) == Decimal("0.37")

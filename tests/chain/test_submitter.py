@@ -19,6 +19,7 @@ from mornet.chain.submitter import Submitter
 from mornet.config import Settings
 from mornet.db import unit_of_work
 from mornet.runtime import Runtime
+from tests.polling import eventually
 
 UNIT = 10**18
 
@@ -76,7 +77,11 @@ async def test_killed_between_send_and_receipt(
     operation_id = await _queue_mint(runtime, chain, receiver, "crash-before-receipt")
     assert await chain.submitter.sign_next() == operation_id
     await chain.submitter.broadcast(operation_id)  # mined; the process dies before the receipt
-    assert await chain.balance_of("GCC", receiver) == 5 * UNIT
+
+    async def mined() -> bool:  # anvil mines right after accepting it, not before answering
+        return await chain.balance_of("GCC", receiver) == 5 * UNIT
+
+    await eventually(mined, within=10)
     assert (await _load(session, operation_id)).status == OperationStatus.SENT
 
     restarted = _restarted(runtime, chain)

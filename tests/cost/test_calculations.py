@@ -10,10 +10,13 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.cost.rating import PricePeriod, Use, rate
+from mornet.resources import Resource
 from mornet.runtime import Runtime
+from mornet.tariffs import service as tariffs
 from tests.cost.helpers import household_with_use
 from tests.factories import user_with_token
-from tests.telemetry.helpers import T0
+from tests.telemetry.helpers import T0, plug, store_readings
 
 
 def _period(start: datetime, end: datetime) -> dict[str, str]:
@@ -127,3 +130,44 @@ async def test_graphql_calculate_cost_and_cost_calculations(
     assert listed["data"]["costCalculations"] == [{"id": calculation["id"]}]
     stolen = await gql(client, mutation, intruder, h=household_id, **DAY)
     assert error_codes(stolen) == ["household_not_found"]
+
+
+async def test_a_period_no_tariff_change_cuts_is_priced_from_its_totals_as_hour_by_hour(
+    client: httpx.AsyncClient, session: AsyncSession, runtime: Runtime
+) -> None:
+    """2 November has no tariff change: the database sums the day (idle hours included) and
+    the line is the one hour-by-hour rating would give."""
+    used = await household_with_use(client, session, runtime)
+    day = T0 + timedelta(days=1)  # 10:00 UTC on 2 November
+    await store_readings(
+        runtime,
+        used.id,
+        [plug(3000, 1850.0, minutes=1470), plug(3001, 2100.0, minutes=1590)],
+    )  # 0.1 kWh by 10:30, 0.25 more by 12:30 (an idle hour between, at 11:00)
+    made = await client.post(
+        "/api/cost/calculate",
+        json={
+            "household_id": str(used.id),
+            **_period(day - timedelta(hours=10), day + timedelta(hours=14)),
+        },
+        headers=used.headers,
+    )
+    assert made.status_code == 201, made.text
+    [line] = made.json()["lines"]
+    hourly = [
+        Use(day, day + timedelta(hours=1), Decimal("0.1")),
+        Use(day + timedelta(hours=2), day + timedelta(hours=3), Decimal("0.25")),
+    ]
+    history = await tariffs.tariff_history(session, used.region, Resource.ELECTRICITY)
+    timeline = sorted(
+        (PricePeriod(q.valid_from, q.price, q.id) for q in history), key=lambda p: p.start
+    )
+    expected = rate(Resource.ELECTRICITY, hourly, timeline)
+    assert Decimal(line["quantity"]) == expected.quantity == Decimal("0.35")
+    assert Decimal(line["cost"]) == expected.cost == Decimal("2.80")
+    stored = [
+        (datetime.fromisoformat(s["from"]), datetime.fromisoformat(s["to"]), Decimal(s["quantity"]))
+        for s in line["segments"]
+    ]
+    assert stored == [(s.start, s.end, s.quantity) for s in expected.segments]
+    assert stored == [(day, day + timedelta(hours=3), Decimal("0.35"))]

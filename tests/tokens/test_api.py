@@ -179,7 +179,8 @@ async def test_only_admins_mint_or_burn(
 async def test_gcm_is_cost_over_the_governed_rate(
     client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
-    assert await service.gcm_for_cost(session, Decimal("123.45")) == Decimal("123.45")
+    rate = await service.gcm_rate(session)
+    assert service.gcm_for_cost(Decimal("123.45"), rate) == Decimal("123.45")
     _, admin = await user_with_token(client, session, admin=True)
     _, plain = await user_with_token(client, session)
     refused = await client.put("/api/admin/parameters/gcm_rate", json={"value": "3"}, headers=plain)
@@ -190,8 +191,9 @@ async def test_gcm_is_cost_over_the_governed_rate(
     bad = await client.put("/api/admin/parameters/gcm_rate", json={"value": "0"}, headers=admin)
     assert bad.status_code == 422
     session.expire_all()
-    assert await service.gcm_for_cost(session, Decimal("1")) == Decimal("0.333333333333333333")
-    assert await service.gcm_for_cost(session, Decimal("2")) == Decimal("0.666666666666666667")
+    rate = await service.gcm_rate(session)
+    assert service.gcm_for_cost(Decimal("1"), rate) == Decimal("0.333333333333333333")
+    assert service.gcm_for_cost(Decimal("2"), rate) == Decimal("0.666666666666666667")
 
 
 async def test_gcc_is_bank_backed_and_no_operator_mints_or_burns_it(

@@ -41,6 +41,7 @@ from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mornet.pagination import PageRequest
+from mornet.tokens import service as tokens
 from mornet.wallets import service as wallets
 
 
@@ -468,6 +469,10 @@ async def _card_bound(session: AsyncSession, payload: dict[str, Any]) -> None:
         card.status = CardStatus.REFUSED.value
 
 
+class ArrearsFirst(ValidationFailed):
+    code = "arrears_first"
+
+
 async def open_withdrawal(
     session: AsyncSession,
     gateway: BankGateway,
@@ -487,7 +492,7 @@ async def open_withdrawal(
             code="withdrawal_out_of_bounds",
         )
     # The wallet's lock orders this user's withdrawals: one key, one withdrawal.
-    await wallets.lock_wallet(session, user_id)
+    wallet = await wallets.lock_wallet(session, user_id)
     existing = await repository.withdrawal_by_key(session, user_id, idempotency_key)
     if existing is not None:
         if (existing.amount, existing.card_id) != (amount, card_id):
@@ -498,6 +503,14 @@ async def open_withdrawal(
         raise CardNotFound()
     if card.status != CardStatus.ACTIVE:
         raise CardNotBound(f"the card is {card.status}: bind it at the bank first")
+    owed = await tokens.arrears_of_owner(session, user_id)
+    if owed > 0:
+        spendable = from_base_units(await wallets.available(session, handle, wallet, "GCC"))
+        if spendable - owed < amount:
+            raise ArrearsFirst(
+                f"{owed} GCC is owed for consumption and is paid first: "
+                f"{max(spendable - owed, Decimal(0))} GCC can be withdrawn"
+            )
     withdrawal = Withdrawal(
         user_id=user_id,
         card_id=card_id,

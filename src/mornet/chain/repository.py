@@ -103,6 +103,14 @@ async def open_operations_of_address(
     return (await session.scalars(query)).all()
 
 
+async def open_operations(session: AsyncSession) -> Sequence[ChainOperation]:
+    """Every operation not final yet (queued or sent)."""
+    query = select(ChainOperation).where(
+        ChainOperation.status.in_([OperationStatus.QUEUED, OperationStatus.SENT])
+    )
+    return (await session.scalars(query)).all()
+
+
 async def fail_queued(
     session: AsyncSession,
     *,
@@ -125,3 +133,11 @@ async def fail_queued(
         .execution_options(synchronize_session=False, populate_existing=True)
     )
     return failed.all()
+
+
+async def operations_on_chain(session: AsyncSession, chain_id: int) -> Sequence[ChainOperation]:
+    """Every operation of this chain that is not failed (confirmed or still in flight)."""
+    query = select(ChainOperation).where(
+        ChainOperation.chain_id == chain_id, ChainOperation.status != OperationStatus.FAILED
+    )
+    return (await session.scalars(query)).all()

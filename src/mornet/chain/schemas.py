@@ -123,6 +123,8 @@ class AddressEntry:
     status: str
     tx_hash: str | None
     created_at: datetime
+    idempotency_key: str
+    """What requested the move (e.g. `settlement:<run>:…`), to tell its purpose."""
 
 
 class ChainOut(BaseModel):
@@ -130,3 +132,32 @@ class ChainOut(BaseModel):
     rpc_url: str
     operator: str
     contracts: dict[str, str]
+
+
+class SupplyCheck(BaseModel):
+    """One token's supply on chain against the platform's record of its moves (the outbox):
+    confirmed mints less confirmed burns, with what is still in flight either way."""
+
+    token: str
+    total_supply: Decimal
+    recorded: Decimal
+    mints_in_flight: Decimal
+    burns_in_flight: Decimal
+    by_purpose: dict[str, Decimal]
+    """Recorded net supply per purpose: settlement, bank, token (operators), …"""
+    ok: bool
+
+
+class BalanceMismatch(BaseModel):
+    """An address whose balance on chain is not what its recorded moves add up to."""
+
+    address: str
+    token: str
+    on_chain: Decimal
+    recorded: Decimal
+
+
+class TokenReconciliation(BaseModel):
+    supplies: list[SupplyCheck]
+    mismatched_balances: list[BalanceMismatch]
+    ok: bool

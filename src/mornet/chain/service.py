@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from hexbytes import HexBytes
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +27,12 @@ from mornet.chain.models import (
     OperationKind,
     OperationStatus,
 )
-from mornet.chain.schemas import AddressEntry
+from mornet.chain.schemas import (
+    AddressEntry,
+    BalanceMismatch,
+    SupplyCheck,
+    TokenReconciliation,
+)
 from mornet.chain.schemas import from_base_units as from_base_units  # part of this API too
 from mornet.chain.schemas import to_base_units as to_base_units
 from mornet.chain.submitter import Submitter, announce_finished
@@ -205,6 +212,24 @@ async def pending_debits(session: AsyncSession, address: str, token: str) -> int
     return total
 
 
+async def pending_debits_of(
+    session: AsyncSession, addresses: Collection[str], tokens: Collection[str]
+) -> dict[tuple[str, str], int]:
+    """`pending_debits` of many (address, token) pairs in one query."""
+    wanted = set(addresses)
+    debits: dict[tuple[str, str], int] = defaultdict(int)
+    for operation in await repository.open_operations(session):
+        if operation.token not in tokens:
+            continue
+        for item in operation.items:
+            if item["from"] in wanted:
+                debits[(item["from"], operation.token)] += int(item["amount"])
+    return debits
+
+
+BALANCE_OF = keccak(text="balanceOf(address)")[:4]
+
+
 @dataclass
 class ChainHandle:
     """What the running platform holds of the chain: the connection, the contract addresses
@@ -228,6 +253,21 @@ class ChainHandle:
             self.client.w3.to_checksum_address(address)
         ).call()
         return balance
+
+    async def balances_of(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
+        """The balance of each (token, address), read in JSON-RPC batches of 500 `eth_call`s
+        (one round trip per batch instead of one each; the call data is encoded here)."""
+        w3 = self.client.w3
+        balances: list[int] = []
+        for first in range(0, len(pairs), 500):
+            async with w3.batch_requests() as batch:
+                for token, address in pairs[first : first + 500]:
+                    call = BALANCE_OF + bytes.fromhex(address.removeprefix("0x")).rjust(32, b"\0")
+                    contract = to_checksum_address(self.contracts[token])
+                    batch.add(w3.eth.call({"to": contract, "data": HexBytes(call)}))
+                answers = await batch.async_execute()
+            balances += [int.from_bytes(cast(bytes, answer), "big") for answer in answers]
+        return balances
 
     async def total_supply(self, token: str) -> int:
         supply: int = await self.client.token(self.contracts[token]).functions.totalSupply().call()
@@ -290,6 +330,7 @@ def _entries(operation: ChainOperation, address: str) -> list[AddressEntry]:
                 status=str(operation.status),
                 tx_hash=operation.tx_hash,
                 created_at=operation.created_at,
+                idempotency_key=operation.idempotency_key,
             )
         )
     return entries
@@ -301,3 +342,69 @@ async def entries_of(
     """What moved in or out of `address`, newest operation first."""
     operations = await repository.operations_of_address(session, address, limit=limit)
     return [entry for operation in operations for entry in _entries(operation, address)]
+
+
+def _purpose(idempotency_key: str) -> str:
+    return idempotency_key.split(":", 1)[0]
+
+
+async def reconcile_tokens(session: AsyncSession, handle: ChainHandle) -> TokenReconciliation:
+    """Every token's supply on chain against the record of every move (mints less burns,
+    confirmed, with moves in flight as the tolerance), and every address's balance on chain
+    against its recorded moves. Anything minted or burned past the platform shows here."""
+    confirmed: dict[str, int] = defaultdict(int)
+    minting: dict[str, int] = defaultdict(int)
+    burning: dict[str, int] = defaultdict(int)
+    by_purpose: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    balances: dict[tuple[str, str], int] = defaultdict(int)
+    in_flight: set[tuple[str, str]] = set()
+    for operation in await repository.operations_on_chain(session, handle.chain_id):
+        token, done = operation.token, operation.status == OperationStatus.CONFIRMED
+        for item in operation.items:
+            amount = int(item["amount"])
+            net = {OperationKind.MINT: amount, OperationKind.BURN: -amount}.get(operation.kind, 0)
+            if not done:
+                minting[token] += max(net, 0)
+                burning[token] += max(-net, 0)
+                in_flight.update((token, a) for a in (item["from"], item["to"]) if a)
+                continue
+            confirmed[token] += net
+            by_purpose[token][_purpose(operation.idempotency_key)] += net
+            if item["from"]:
+                balances[(token, item["from"])] -= amount
+            if item["to"]:
+                balances[(token, item["to"])] += amount
+    supplies = []
+    for token in TOKENS:
+        supply = await handle.total_supply(token)
+        low, high = confirmed[token] - burning[token], confirmed[token] + minting[token]
+        supplies.append(
+            SupplyCheck(
+                token=token,
+                total_supply=from_base_units(supply),
+                recorded=from_base_units(confirmed[token]),
+                mints_in_flight=from_base_units(minting[token]),
+                burns_in_flight=from_base_units(burning[token]),
+                by_purpose={p: from_base_units(v) for p, v in sorted(by_purpose[token].items())},
+                ok=low <= supply <= high,
+            )
+        )
+    mismatched = []
+    for (token, address), recorded in sorted(balances.items()):
+        if (token, address) in in_flight:
+            continue  # its balance is moving: checked once the move is final
+        on_chain = await handle.balance_of(token, address)
+        if on_chain != recorded:
+            mismatched.append(
+                BalanceMismatch(
+                    address=address,
+                    token=token,
+                    on_chain=from_base_units(on_chain),
+                    recorded=from_base_units(recorded),
+                )
+            )
+    return TokenReconciliation(
+        supplies=supplies,
+        mismatched_balances=mismatched,
+        ok=all(s.ok for s in supplies) and not mismatched,
+    )

@@ -10,8 +10,9 @@ once, half-up, to the kopeck; a calculation's total is the sum of its rounded li
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -73,23 +74,20 @@ class Line:
         return self.resource.unit
 
 
-def _in_force(timeline: Sequence[PricePeriod], at: datetime) -> int:
-    """Index of the period in force at `at` (timeline sorted by start)."""
-    index = -1
-    for i, period in enumerate(timeline):
-        if period.start <= at:
-            index = i
-        else:
-            break
-    return index
-
-
-def split(use: Use, timeline: Sequence[PricePeriod]) -> list[Segment]:
-    """The segments of `use` under `timeline` (sorted by start): one per tariff in force
-    during it, quantities in proportion to time, adding up exactly to the use."""
-    first = _in_force(timeline, use.start)
+def split(
+    use: Use, timeline: Sequence[PricePeriod], starts: Sequence[datetime] | None = None
+) -> list[Segment]:
+    """The segments of `use` under `timeline` (sorted by start; `starts` are its starts, when
+    the caller has them): one per tariff in force during it, quantities in proportion to
+    time, adding up exactly to the use."""
+    starts = starts if starts is not None else [period.start for period in timeline]
+    first = bisect_right(starts, use.start) - 1
     if first < 0:
         raise NoTariffForUse(f"no tariff in force at {use.start.isoformat()}")
+    if first + 1 == len(timeline) or starts[first + 1] >= use.end:
+        # The common case: one tariff for the whole use.
+        period = timeline[first]
+        return [Segment(use.start, use.end, use.quantity, period.price, period.tariff_id)]
     bounds = [use.start]
     periods = [timeline[first]]
     for period in timeline[first + 1 :]:
@@ -118,12 +116,14 @@ def split(use: Use, timeline: Sequence[PricePeriod]) -> list[Segment]:
 
 
 def _merged(segments: Iterable[Segment]) -> list[Segment]:
-    """Adjacent segments at the same tariff, as one (an hour after another at one price)."""
+    """Consecutive segments at the same tariff, as one from the first's start to the last's
+    end (hours of use at one price, with or without idle hours between them)."""
     merged: list[Segment] = []
     for segment in segments:
-        last = merged[-1] if merged else None
-        if last is not None and last.end == segment.start and last.tariff_id == segment.tariff_id:
-            merged[-1] = replace(last, end=segment.end, quantity=last.quantity + segment.quantity)
+        if merged and merged[-1].tariff_id == segment.tariff_id:
+            last = merged[-1]
+            quantity = last.quantity + segment.quantity
+            merged[-1] = Segment(last.start, segment.end, quantity, last.price, last.tariff_id)
         else:
             merged.append(segment)
     return merged
@@ -132,7 +132,8 @@ def _merged(segments: Iterable[Segment]) -> list[Segment]:
 def rate(resource: Resource, uses: Iterable[Use], timeline: Sequence[PricePeriod]) -> Line:
     """One priced line: every use of `resource`, split at tariff changes."""
     ordered = sorted((u for u in uses if u.quantity), key=lambda u: u.start)
-    segments = _merged(s for use in ordered for s in split(use, timeline))
+    starts = [period.start for period in timeline]
+    segments = _merged(s for use in ordered for s in split(use, timeline, starts))
     exact = sum((s.amount for s in segments), Decimal(0))
     return Line(
         resource=resource,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
 from mornet.cost import repository
-from mornet.cost.models import CostCalculation
+from mornet.cost.models import CostCalculation as CostCalculation  # part of this API
 from mornet.cost.plugins import Consumption, CostPlugin, plugin_for
 from mornet.cost.rating import KOPECK, Line, PricePeriod, Use, total
 from mornet.db import utcnow
@@ -81,11 +82,100 @@ async def calculate(
 ) -> CostCalculation:
     """Price the household's hourly use in [start, end) (the hours that start in it) and keep
     the calculation. A period without use is a calculation with no lines."""
-    _check_period(start, end)
-    plugin, lines = await _price(session, actor, household_id, start, end)
+    household = await households.get_household(session, actor=actor, household_id=household_id)
+    request = RatingRequest(household.id, household.region_code, start, end)
+    [calculation] = await calculate_many(session, [request], created_by=actor.id)
+    return calculation
+
+
+@dataclass(frozen=True)
+class RatingRequest:
+    household_id: uuid.UUID
+    region: str
+    start: datetime
+    end: datetime
+
+
+async def calculate_many(
+    session: AsyncSession, requests: Sequence[RatingRequest], *, created_by: uuid.UUID
+) -> list[CostCalculation]:
+    """The platform's own rating (settlement), for many household periods at once, kept: one
+    query for the use of the households that share a period, one tariff timeline per region
+    and resource, one insert. In the order asked."""
+    plugin = plugin_for(None)  # households have no sector yet: all are residential
+    calculations = [
+        _calculation(r.household_id, r.start, r.end, plugin, lines, created_by=created_by)
+        for r, lines in zip(requests, await _price_many(session, requests, plugin), strict=True)
+    ]
+    session.add_all(calculations)
+    await session.flush()
+    return calculations
+
+
+async def _price_many(
+    session: AsyncSession, requests: Sequence[RatingRequest], plugin: CostPlugin
+) -> list[list[Line]]:
+    """Each request's priced lines (not kept)."""
+    timelines: dict[tuple[str, Resource], list[PricePeriod]] = {}
+    by_period: dict[tuple[datetime, datetime], list[RatingRequest]] = defaultdict(list)
+    for request in requests:
+        _check_period(request.start, request.end)
+        by_period[(request.start, request.end)].append(request)
+    priced: dict[tuple[uuid.UUID, datetime], list[Line]] = {}
+    for (start, end), group in by_period.items():
+        for region in {r.region for r in group}:
+            for resource in Resource:
+                if (region, resource) not in timelines:
+                    timelines[(region, resource)] = await _timeline(session, region, resource)
+        # A period that no tariff change cuts is priced from each resource's total alone
+        # (summed by the database); else hour by hour, so each hour is split where it changes.
+        changes_inside = any(
+            start < period.start < end
+            for (region, _), timeline in timelines.items()
+            if region in {r.region for r in group}
+            for period in timeline
+        )
+        fetch = telemetry.billed_use_of if changes_inside else telemetry.billed_totals_of
+        use = await fetch(session, [r.household_id for r in group], start=start, end=end)
+        for request in group:
+            uses = _uses(use[request.household_id], start, end)
+            priced[(request.household_id, start)] = plugin.price(
+                Consumption(
+                    household_id=request.household_id,
+                    region=request.region,
+                    start=start,
+                    end=end,
+                    uses=uses,
+                    timelines={r: timelines[(request.region, r)] for r in uses},
+                )
+            )
+    return [priced[(r.household_id, r.start)] for r in requests]
+
+
+def _uses(
+    points: Sequence[telemetry.Point], start: datetime, end: datetime
+) -> dict[Resource, list[Use]]:
+    uses: dict[Resource, list[Use]] = defaultdict(list)
+    for point in points:
+        if start <= point.start < end:
+            until = point.end if isinstance(point, telemetry.Span) else point.start + HOUR
+            uses[point.resource].append(Use(point.start, until, point.quantity))
+    return uses
+
+
+def _calculation(
+    household_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    plugin: CostPlugin,
+    lines: list[Line],
+    *,
+    created_by: uuid.UUID,
+) -> CostCalculation:
     by_resource = {line.resource: line.cost for line in lines}
     nothing = Decimal(0).quantize(KOPECK)
-    calculation = CostCalculation(
+    return CostCalculation(
+        id=uuid.uuid4(),
         household_id=household_id,
         period_start=start,
         period_end=end,
@@ -95,11 +185,9 @@ async def calculate(
         cost_w=by_resource.get(Resource.WATER, nothing),
         cost_total=total(lines).quantize(KOPECK),
         lines=[_line_json(line) for line in lines],
-        created_by=actor.id,
+        created_by=created_by,
+        created_at=utcnow(),
     )
-    session.add(calculation)
-    await session.flush()
-    return calculation
 
 
 def cost_beyond(line: dict[str, Any], covered: Decimal) -> Decimal:
@@ -116,6 +204,12 @@ def cost_beyond(line: dict[str, Any], covered: Decimal) -> Decimal:
     return exact.quantize(KOPECK, rounding=ROUND_HALF_UP)
 
 
+def prorated(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """`amount * part / whole` rounded half-up once to the kopeck: the share of a priced
+    quantity that `part` of it costs."""
+    return (amount * part / whole).quantize(KOPECK, rounding=ROUND_HALF_UP)
+
+
 async def month_so_far(
     session: AsyncSession,
     *,
@@ -129,46 +223,9 @@ async def month_so_far(
     zone = ZoneInfo((await tariffs.get_region(session, household.region_code)).timezone)
     now = now or utcnow()
     start = now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    _, lines = await _price(session, actor, household_id, start.astimezone(UTC), now + HOUR)
+    request = RatingRequest(household.id, household.region_code, start.astimezone(UTC), now + HOUR)
+    [lines] = await _price_many(session, [request], plugin_for(None))
     return start, lines
-
-
-async def _price(
-    session: AsyncSession,
-    actor: Actor,
-    household_id: uuid.UUID,
-    start: datetime,
-    end: datetime,
-) -> tuple[CostPlugin, list[Line]]:
-    household = await households.get_household(session, actor=actor, household_id=household_id)
-    points = await telemetry.household_consumption(
-        session,
-        actor=actor,
-        household_id=household_id,
-        start=start,
-        end=end,
-        resource=None,
-        granularity="hour",
-    )
-    uses: dict[Resource, list[Use]] = defaultdict(list)
-    for point in points:
-        if start <= point.start < end:
-            uses[point.resource].append(Use(point.start, point.start + HOUR, point.quantity))
-    timelines = {
-        resource: await _timeline(session, household.region_code, resource) for resource in uses
-    }
-    plugin = plugin_for(None)  # households have no sector yet: all are residential
-    lines = plugin.price(
-        Consumption(
-            household_id=household.id,
-            region=household.region_code,
-            start=start,
-            end=end,
-            uses=uses,
-            timelines=timelines,
-        )
-    )
-    return plugin, lines
 
 
 async def get_calculation(

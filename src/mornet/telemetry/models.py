@@ -63,6 +63,7 @@ class HourlyConsumption(Base):
     is billed, and its plugs only show where the energy went."""
 
     __tablename__ = "telemetry_consumption_hourly"
+    __table_args__ = (Index("ix_consumption_household_updated", "household_id", "updated_at"),)
 
     household_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     resource: Mapped[Resource] = mapped_column(String(1), primary_key=True)
@@ -70,6 +71,8 @@ class HourlyConsumption(Base):
     hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     quantity: Mapped[Decimal] = mapped_column(ScaledDecimal(6))
     """kWh (E, H) or m³ (W), exact to 10^-6."""
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When a reading last changed this hour: settlement finds late readings by it."""
 
 
 class DeadLetter(UUIDPrimaryKey, Base):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.db import insert_for
+from mornet.db import insert_for, utcnow
 from mornet.resources import Resource
 from mornet.telemetry.models import (
     METER_DEVICE_PREFIX,
@@ -120,8 +120,16 @@ async def add_consumption(
     """Add each delta to its hour atomically (no read-modify-write)."""
     if not deltas:
         return
+    now = utcnow()
     rows = [
-        {"household_id": h, "resource": r, "source": source, "hour_start": hour, "quantity": q}
+        {
+            "household_id": h,
+            "resource": r,
+            "source": source,
+            "hour_start": hour,
+            "quantity": q,
+            "updated_at": now,
+        }
         for (h, r, source, hour), q in sorted(
             deltas.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
         )
@@ -129,7 +137,10 @@ async def add_consumption(
     statement = insert_for(session, HourlyConsumption)
     statement = statement.on_conflict_do_update(
         index_elements=["household_id", "resource", "source", "hour_start"],
-        set_={"quantity": HourlyConsumption.quantity + statement.excluded.quantity},
+        set_={
+            "quantity": HourlyConsumption.quantity + statement.excluded.quantity,
+            "updated_at": statement.excluded.updated_at,
+        },
     )
     await session.execute(statement, rows)
 
@@ -215,3 +226,77 @@ async def count_readings(session: AsyncSession, household_id: uuid.UUID | None =
     if household_id is not None:
         query = query.where(Reading.household_id == household_id)
     return int(await session.scalar(query) or 0)
+
+
+async def hourly_of_households(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
+) -> list[tuple[uuid.UUID, str, str, datetime, Decimal]]:
+    """(household, resource, source, hour, quantity) of many households in one query."""
+    if not household_ids:
+        return []
+    table = HourlyConsumption.__table__
+    query = select(
+        table.c.household_id, table.c.resource, table.c.source, table.c.hour_start, table.c.quantity
+    ).where(
+        table.c.household_id.in_(household_ids),
+        table.c.hour_start >= start,
+        table.c.hour_start < end,
+    )
+    return [(h, r, s, hour, q) for h, r, s, hour, q in (await session.execute(query)).all()]
+
+
+async def metered_resources_of(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, set[Resource]]:
+    rows = await session.execute(
+        select(DeviceCursor.household_id, DeviceCursor.resource).where(
+            DeviceCursor.household_id.in_(household_ids),
+            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True),
+        )
+    )
+    metered: dict[uuid.UUID, set[Resource]] = {}
+    for household_id, resource in rows.all():
+        metered.setdefault(household_id, set()).add(Resource(resource))
+    return metered
+
+
+async def hours_changed_of(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID], *, since: datetime
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """(household, hour, changed at) of the hours of these households changed after `since`."""
+    if not household_ids:
+        return []
+    query = select(
+        HourlyConsumption.household_id, HourlyConsumption.hour_start, HourlyConsumption.updated_at
+    ).where(HourlyConsumption.household_id.in_(household_ids), HourlyConsumption.updated_at > since)
+    return [(h, hour, at) for h, hour, at in (await session.execute(query)).all() if at]
+
+
+async def totals_of_households(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
+) -> list[tuple[uuid.UUID, str, str, datetime, datetime, Decimal]]:
+    """(household, resource, source, first hour, last hour, total use) in [start, end) of many
+    households, summed by the database: one row per household, resource and source."""
+    if not household_ids:
+        return []
+    table = HourlyConsumption.__table__
+    query = (
+        select(
+            table.c.household_id,
+            table.c.resource,
+            table.c.source,
+            func.min(table.c.hour_start),
+            func.max(table.c.hour_start),
+            func.sum(table.c.quantity),
+        )
+        .where(
+            table.c.household_id.in_(household_ids),
+            table.c.hour_start >= start,
+            table.c.hour_start < end,
+        )
+        .group_by(table.c.household_id, table.c.resource, table.c.source)
+    )
+    return [
+        (h, r, s, first, last, total)
+        for h, r, s, first, last, total in (await session.execute(query)).all()
+    ]

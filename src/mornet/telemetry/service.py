@@ -48,6 +48,9 @@ STEP_FLOOR: dict[Resource, Decimal] = {
 }
 
 
+HOUR = timedelta(hours=1)
+
+
 class ImplausibleStep(Unprocessable):
     """A counter step no household can make; the message goes to the dead letters."""
 
@@ -346,6 +349,57 @@ class Point:
     start: datetime
     resource: Resource
     quantity: Decimal
+
+
+@dataclass(frozen=True)
+class Span(Point):
+    """Use summed over hours from `start` to `end`."""
+
+    end: datetime
+
+
+async def billed_use_of(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
+) -> dict[uuid.UUID, list[Point]]:
+    """Hourly use in [start, end) of many households at once, from each one's billed source
+    (for the platform's own rating: no owner check)."""
+    metered = await repository.metered_resources_of(session, household_ids)
+    use: dict[uuid.UUID, list[Point]] = {h: [] for h in household_ids}
+    rows = await repository.hourly_of_households(session, household_ids, start=start, end=end)
+    for household_id, resource, source, hour, quantity in rows:
+        billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
+        if source == billed:
+            use[household_id].append(Point(hour, Resource(resource), quantity))
+    return use
+
+
+async def billed_totals_of(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID], *, start: datetime, end: datetime
+) -> dict[uuid.UUID, list[Point]]:
+    """Like `billed_use_of`, summed over [start, end) by the database: per household and
+    resource one point at its first hour of use, whose quantity is the period's use, and the
+    end of its last hour (`Span`). For rating periods with no tariff change inside."""
+    metered = await repository.metered_resources_of(session, household_ids)
+    use: dict[uuid.UUID, list[Point]] = {h: [] for h in household_ids}
+    rows = await repository.totals_of_households(session, household_ids, start=start, end=end)
+    for household_id, resource, source, first, last, total in rows:
+        billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
+        if source == billed:
+            use[household_id].append(Span(first, Resource(resource), total, last + HOUR))
+    return use
+
+
+async def changes_since(
+    session: AsyncSession, household_ids: Sequence[uuid.UUID], *, since: datetime
+) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
+    """For each household, the (hour, changed at) of its hours whose use changed after
+    `since`: how settlement finds late readings of periods it already settled."""
+    changed: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    for household_id, hour, at in await repository.hours_changed_of(
+        session, household_ids, since=since
+    ):
+        changed.setdefault(household_id, []).append((hour, at))
+    return changed
 
 
 async def household_consumption(

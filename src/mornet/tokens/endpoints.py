@@ -19,10 +19,12 @@ from mornet.pagination import Page, PageParams, page_of
 from mornet.tokens import service
 from mornet.tokens.models import Settlement
 from mornet.tokens.schemas import (
+    AdjustmentOut,
     ParameterOut,
     ParameterUpdate,
     SettlementOut,
     SettlementRunOut,
+    SettlementRunSummary,
     TokenMoveRequest,
 )
 
@@ -88,11 +90,16 @@ async def settlements_out(
     session: SessionDep, settlements: Sequence[Settlement]
 ) -> list[SettlementOut]:
     statuses = await service.settlement_statuses(session, settlements)
+    carried = await service.adjustments_in(session, settlements)
+    derived = {"status", "adjustments"}
     return [
         SettlementOut.model_validate(
             {
-                **{c: getattr(s, c) for c in SettlementOut.model_fields if c != "status"},
+                **{c: getattr(s, c) for c in SettlementOut.model_fields if c not in derived},
                 "status": status,
+                "adjustments": [
+                    AdjustmentOut.model_validate(a, from_attributes=True) for a in carried[s.id]
+                ],
             }
         )
         for s, status in zip(settlements, statuses, strict=True)
@@ -116,6 +123,31 @@ async def run_settlements(
     return SettlementRunOut(
         settled=len(settled), settlements=await settlements_out(session, settled)
     )
+
+
+@router.get("/admin/settlements/runs")
+async def settlement_runs(
+    _: AdminUser, session: SessionDep, page: PageParams
+) -> Page[SettlementRunSummary]:
+    """Settlement runs, newest first: counts, GCC paid, arrears left, chain status."""
+    runs, total = await service.settlement_runs(session, page)
+    statuses = await service.settlement_statuses(session, runs)
+    failures = await service.failed_operations(session, runs)
+    items = [
+        SettlementRunSummary.model_validate(
+            {
+                **{
+                    c: getattr(run, c)
+                    for c in SettlementRunSummary.model_fields
+                    if c not in {"status", "failed_operations"}
+                },
+                "status": status,
+                "failed_operations": failed,
+            }
+        )
+        for run, status, failed in zip(runs, statuses, failures, strict=True)
+    ]
+    return page_of(items, total, page)
 
 
 @router.get("/households/{household_id}/settlements", responses=answers(404))

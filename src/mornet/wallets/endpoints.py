@@ -12,6 +12,7 @@ from mornet.dependencies import SessionDep
 from mornet.errors import answers
 from mornet.identity.auth import CurrentUser
 from mornet.wallets import service
+from mornet.wallets.history import history_out
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest, WalletOut
 
 router = APIRouter(tags=["wallets"])
@@ -30,8 +31,7 @@ async def wallet_transactions(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[HistoryEntryOut]:
     wallet = await service.wallet_of(session, user.id)
-    entries = await service.history(session, wallet, limit=limit)
-    return [HistoryEntryOut.model_validate(e, from_attributes=True) for e in entries]
+    return await history_out(session, wallet, limit=limit)
 
 
 @router.post("/wallet/transfers", status_code=status.HTTP_202_ACCEPTED, responses=answers(404, 409))

@@ -11,6 +11,7 @@ from mornet.chain.dependencies import chain_of
 from mornet.errors import NotFound
 from mornet.graphql import Info, validated
 from mornet.wallets import service
+from mornet.wallets.history import history_out
 from mornet.wallets.models import Wallet
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest
 
@@ -35,14 +36,11 @@ class WalletType:
     @classmethod
     async def of(cls, info: Info, wallet: Wallet) -> WalletType:
         balances = await service.balances(chain_of(info.context.platform), wallet)
-        entries = await service.history(info.context.session, wallet)
+        entries = await history_out(info.context.session, wallet)
         return cls(
             address=wallet.address,
             balances=[BalanceType(token=t, amount=a) for t, a in balances.items()],
-            transactions=[
-                EntryType.from_pydantic(HistoryEntryOut.model_validate(e, from_attributes=True))
-                for e in entries
-            ],
+            transactions=[EntryType.from_pydantic(e) for e in entries],
         )
 
     @classmethod

@@ -16,6 +16,7 @@ from mornet.dependencies import SessionDep
 from mornet.errors import MornetError
 from mornet.identity.auth import PageUser
 from mornet.wallets import service
+from mornet.wallets.history import history_out
 from mornet.web.pages import (
     CsrfChecked,
     form_decimal,
@@ -50,7 +51,7 @@ async def _page(
             "wallet": wallet,
             "balances": balances,
             "chain_error": chain_error,
-            "history": await service.history(session, wallet, limit=50),
+            "history": await history_out(session, wallet, limit=50),
             "tokens": list(TOKENS),
             "form": form or {},
             "error": error,

@@ -24,6 +24,8 @@ class HistoryEntryOut(BaseModel):
     status: str
     tx_hash: str | None
     created_at: datetime
+    settles: list[datetime] = []
+    """For a settlement's burn, GCC payment or GCM: the starts of the periods it settles."""
 
 
 class TransferRequest(BaseModel):

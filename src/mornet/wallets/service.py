@@ -97,6 +97,23 @@ async def available(
     )
 
 
+async def available_of(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    owned: Collection[Wallet],
+    tokens: Collection[str],
+) -> dict[tuple[str, str], int]:
+    """`available` for every (wallet address, token) pair: the balances read from the chain
+    in batches, the moves in flight in one query."""
+    live = _require(handle)
+    pairs = [(wallet.address, token) for wallet in owned for token in tokens]
+    balances = await live.balances_of([(t, a) for a, t in pairs])
+    debits = await chain.pending_debits_of(session, [a for a, _ in pairs], tokens)
+    return {
+        pair: balance - debits.get(pair, 0) for pair, balance in zip(pairs, balances, strict=True)
+    }
+
+
 def unlock_key(wallet: Wallet, cipher: WalletCipher) -> bytes:
     """The wallet's private key, for signing inside the platform only (never returned)."""
     return cipher.decrypt(wallet.encrypted_key, binding=_binding(wallet.user_id, wallet.address))
