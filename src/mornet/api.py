@@ -34,6 +34,9 @@ from mornet.identity import endpoints as identity_api
 from mornet.identity import graphql as identity_graphql
 from mornet.identity import pages as identity_pages
 from mornet.identity.auth import IdentityDep, IdentityHost, user_for_bearer
+from mornet.market import endpoints as market_api
+from mornet.market import graphql as market_graphql
+from mornet.market import pages as market_pages
 from mornet.runtime import Runtime
 from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
@@ -56,6 +59,7 @@ def build_graphql_schema() -> Schema:
             bank_graphql.BankQuery,
             cost_graphql.CostQuery,
             households_graphql.HouseholdsQuery,
+            market_graphql.MarketQuery,
             tariffs_graphql.TariffsQuery,
             wallets_graphql.WalletsQuery,
         ),
@@ -67,6 +71,7 @@ def build_graphql_schema() -> Schema:
             bank_graphql.BankMutation,
             cost_graphql.CostMutation,
             households_graphql.HouseholdsMutation,
+            market_graphql.MarketMutation,
             tariffs_graphql.TariffsMutation,
             wallets_graphql.WalletsMutation,
         ),
@@ -140,6 +145,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         chain_api.router,
         cost_api.router,
         households_api.router,
+        market_api.router,
         tariffs_api.router,
         tokens_api.router,
         wallets_api.router,
@@ -164,6 +170,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         tariffs_pages.router,
         wallets_pages.router,
         bank_pages.router,
+        market_pages.router,
         tokens_pages.router,
         telemetry_pages.router,
     ):

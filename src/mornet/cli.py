@@ -358,6 +358,32 @@ def bench_settle(
     print(json.dumps(result))
 
 
+@bench_app.command("market")
+def bench_market(
+    engine_orders: Annotated[int, typer.Option(help="Orders into the in-memory engine.")] = 200000,
+    traders: Annotated[int, typer.Option(help="Funded users trading over the API.")] = 10,
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 16,
+    orders: Annotated[int, typer.Option(help="Place and cancel requests over the API.")] = 2000,
+    postgres_url: Annotated[
+        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
+    ] = None,
+) -> None:
+    """Orders per second in the matching engine and through the API (p50/p99), with
+    `book_consistent` and `tokens_conserved`."""
+    from mornet.bench.market import run_market_benchmark
+
+    result = asyncio.run(
+        run_market_benchmark(
+            engine_orders=engine_orders,
+            traders=traders,
+            clients=clients,
+            orders=orders,
+            postgres_url=postgres_url,
+        )
+    )
+    print(json.dumps(result))
+
+
 @bench_app.command("chain")
 def bench_chain(
     accounts: Annotated[int, typer.Option(help="Accounts minted to in each mode.")] = 2000,

@@ -98,7 +98,9 @@ class ScaledDecimal(TypeDecorator[Decimal]):
     def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(value).scaleb(-self.scale)
+        # int(): PostgreSQL sums BIGINT as NUMERIC, whose Decimal may carry another exponent;
+        # the count of smallest units is whole either way, and comes back at this scale.
+        return Decimal(int(value)).scaleb(-self.scale)
 
 
 class UUIDPrimaryKey:

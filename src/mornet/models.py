@@ -10,6 +10,7 @@ def import_all_models() -> None:
     from mornet.cost import models as cost  # noqa: F401
     from mornet.households import models as households  # noqa: F401
     from mornet.identity import models as identity  # noqa: F401
+    from mornet.market import models as market  # noqa: F401
     from mornet.tariffs import models as tariffs  # noqa: F401
     from mornet.telemetry import models as telemetry  # noqa: F401
     from mornet.tokens import models as tokens  # noqa: F401

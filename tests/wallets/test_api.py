@@ -107,7 +107,8 @@ async def test_wallet_shows_balances_from_the_chain_and_never_a_key(
     assert response.status_code == 200
     body = response.json()
     assert body["balances"] == {"GCC": "25.5", "E": "0", "H": "0", "W": "3", "GCM": "0"}
-    assert set(body) == {"address", "balances"}
+    assert set(body) == {"address", "balances", "held"}  # never a key
+    assert body["held"] == {}  # no open order holds anything
     assert await chain.balance_of("GCC", body["address"]) == 25 * UNIT + UNIT // 2
 
 

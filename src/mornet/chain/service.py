@@ -283,6 +283,15 @@ async def statuses_of(session: AsyncSession, idempotency_keys: Sequence[str]) ->
     return await repository.statuses_by_key(session, idempotency_keys)
 
 
+def group_status(by_key: dict[str, str], keys: Sequence[str]) -> str:
+    """The status of a group of operations (by idempotency key, from `statuses_of`): failed
+    if one failed, confirmed once all are, else pending."""
+    statuses = {by_key.get(key) for key in keys}
+    if "failed" in statuses:
+        return "failed"
+    return "confirmed" if statuses <= {"confirmed"} else "pending"
+
+
 async def request(
     session: AsyncSession,
     handle: ChainHandle | None,

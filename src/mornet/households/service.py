@@ -152,6 +152,11 @@ async def list_own_households(session: AsyncSession, *, owner: Actor) -> list[Ho
     return [HouseholdDetail(h, [a for a in agents if a.household_id == h.id]) for h in households]
 
 
+async def regions_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> set[str]:
+    """The regions where the user has a household (where they may trade prepaid units)."""
+    return {h.region_code for h in await repository.list_for_owner(session, owner_id)}
+
+
 async def household_ids_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> list[uuid.UUID]:
     return [h.id for h in await repository.list_for_owner(session, owner_id)]
 

@@ -382,6 +382,7 @@ async def billed_totals_of(
     metered = await repository.metered_resources_of(session, household_ids)
     use: dict[uuid.UUID, list[Point]] = {h: [] for h in household_ids}
     rows = await repository.totals_of_households(session, household_ids, start=start, end=end)
+    print("ROWS", rows)
     for household_id, resource, source, first, last, total in rows:
         billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
         if source == billed:

@@ -573,15 +573,7 @@ async def settlement_statuses(
     keys = {key for s in settled for key in s.operation_keys}
     by_key = await chain.statuses_of(session, sorted(keys))
 
-    def status(one: Settlement | SettlementRun) -> str:
-        statuses = {by_key.get(key) for key in one.operation_keys}
-        if "failed" in statuses:
-            return "failed"
-        if statuses <= {"confirmed"}:
-            return "confirmed"
-        return "pending"
-
-    return [status(s) for s in settled]
+    return [chain.group_status(by_key, s.operation_keys) for s in settled]
 
 
 async def failed_operations(session: AsyncSession, runs: Sequence[SettlementRun]) -> list[int]:

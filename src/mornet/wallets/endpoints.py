@@ -21,7 +21,11 @@ router = APIRouter(tags=["wallets"])
 @router.get("/wallet")
 async def read_wallet(user: CurrentUser, session: SessionDep, chain: ChainDep) -> WalletOut:
     wallet = await service.wallet_of(session, user.id)
-    return WalletOut(address=wallet.address, balances=await service.balances(chain, wallet))
+    return WalletOut(
+        address=wallet.address,
+        balances=await service.balances(chain, wallet),
+        held=await service.held_tokens(session, wallet),
+    )
 
 
 @router.get("/wallet/transactions")

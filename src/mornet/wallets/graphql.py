@@ -20,6 +20,9 @@ from mornet.wallets.schemas import HistoryEntryOut, TransferRequest
 class BalanceType:
     token: str
     amount: Decimal
+    held: Decimal = strawberry.field(
+        default=Decimal(0), description="What open market orders hold of it."
+    )
 
 
 @strawberry.experimental.pydantic.type(model=HistoryEntryOut, all_fields=True, name="WalletEntry")
@@ -36,10 +39,14 @@ class WalletType:
     @classmethod
     async def of(cls, info: Info, wallet: Wallet) -> WalletType:
         balances = await service.balances(chain_of(info.context.platform), wallet)
+        held = await service.held_tokens(info.context.session, wallet)
         entries = await history_out(info.context.session, wallet)
         return cls(
             address=wallet.address,
-            balances=[BalanceType(token=t, amount=a) for t, a in balances.items()],
+            balances=[
+                BalanceType(token=t, amount=a, held=held.get(t, Decimal(0)))
+                for t, a in balances.items()
+            ],
             transactions=[EntryType.from_pydantic(e) for e in entries],
         )
 

@@ -50,6 +50,7 @@ async def _page(
         {
             "wallet": wallet,
             "balances": balances,
+            "held": await service.held_tokens(session, wallet),
             "chain_error": chain_error,
             "history": await history_out(session, wallet, limit=50),
             "tokens": list(TOKENS),

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.db import lock_rows
-from mornet.wallets.models import Wallet
+from mornet.wallets.models import Hold, Wallet
 
 
 async def of_user(
@@ -45,3 +45,18 @@ async def addresses_of(
         select(Wallet.user_id, Wallet.address).where(Wallet.user_id.in_(list(user_ids)))
     )
     return {user_id: address for user_id, address in rows.all()}
+
+
+async def open_holds(
+    session: AsyncSession, user_ids: Collection[uuid.UUID], tokens: Collection[str] | None = None
+) -> Sequence[Hold]:
+    if not user_ids:
+        return []
+    query = select(Hold).where(Hold.user_id.in_(list(user_ids)), Hold.is_open.is_(True))
+    if tokens is not None:
+        query = query.where(Hold.token.in_(list(tokens)))
+    return (await session.scalars(query)).all()
+
+
+async def hold_by_reference(session: AsyncSession, reference: str) -> Hold | None:
+    return await session.scalar(select(Hold).where(Hold.reference == reference))

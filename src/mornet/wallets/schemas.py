@@ -12,6 +12,8 @@ class WalletOut(BaseModel):
     address: str
     balances: dict[str, Tokens]
     """Token → balance read from the chain."""
+    held: dict[str, Tokens] = {}
+    """Token → what open market orders hold of the balance (not spendable until released)."""
 
 
 class HistoryEntryOut(BaseModel):

@@ -16,8 +16,10 @@ from mornet.chain.schemas import TOKENS, AddressEntry, OperationKind, OperationO
 from mornet.crypto import WalletCipher
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
+from mornet.households import service as households
 from mornet.identity import service as identity
 from mornet.wallets import repository
+from mornet.wallets.models import Hold as Hold  # part of this API
 from mornet.wallets.models import Wallet as Wallet  # part of this API
 
 
@@ -90,11 +92,67 @@ async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
 async def available(
     session: AsyncSession, handle: chain.ChainHandle | None, wallet: Wallet, token: str
 ) -> int:
-    """Base units the wallet can still spend: its balance on chain less its moves in flight."""
+    """Base units the wallet can still spend: its balance on chain less its moves in flight
+    and its holds."""
     live = _require(handle)
-    return await live.balance_of(token, wallet.address) - await chain.pending_debits(
-        session, wallet.address, token
+    return (
+        await live.balance_of(token, wallet.address)
+        - await chain.pending_debits(session, wallet.address, token)
+        - (await held(session, [wallet.user_id], [token])).get((wallet.user_id, token), 0)
     )
+
+
+async def held(
+    session: AsyncSession, user_ids: Collection[uuid.UUID], tokens: Collection[str] | None = None
+) -> dict[tuple[uuid.UUID, str], int]:
+    """Base units held per (user, token)."""
+    totals: dict[tuple[uuid.UUID, str], int] = {}
+    for hold in await repository.open_holds(session, user_ids, tokens):
+        key = (hold.user_id, hold.token)
+        totals[key] = totals.get(key, 0) + int(hold.units)
+    return totals
+
+
+class InsufficientToHold(InsufficientBalance):
+    pass
+
+
+async def place_hold(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    user_id: uuid.UUID,
+    token: str,
+    units: int,
+    reference: str,
+) -> Hold:
+    """Set `units` of the user's `token` aside for `reference` (once per reference), after
+    checking they are available; a short balance holds nothing (422)."""
+    existing = await repository.hold_by_reference(session, reference)
+    if existing is not None:
+        return existing
+    wallet = await lock_wallet(session, user_id)
+    spendable = await available(session, handle, wallet, token)
+    if units > spendable:
+        raise InsufficientToHold(
+            f"not enough {token}: {chain.from_base_units(max(spendable, 0))} available, "
+            f"{chain.from_base_units(units)} needed"
+        )
+    hold = Hold(user_id=user_id, token=token, units=str(units), reference=reference)
+    session.add(hold)
+    await session.flush()
+    return hold
+
+
+async def set_hold(session: AsyncSession, reference: str, units: int) -> None:
+    """What a hold keeps aside now (less once part of it was taken or freed); 0 closes it."""
+    hold = await repository.hold_by_reference(session, reference)
+    if hold is None:
+        return
+    hold.units = str(max(units, 0))
+    hold.is_open = units > 0
+    hold.updated_at = utcnow()
+    await session.flush()
 
 
 async def available_of(
@@ -109,8 +167,13 @@ async def available_of(
     pairs = [(wallet.address, token) for wallet in owned for token in tokens]
     balances = await live.balances_of([(t, a) for a, t in pairs])
     debits = await chain.pending_debits_of(session, [a for a, _ in pairs], tokens)
+    holds = await held(session, [w.user_id for w in owned], tokens)
+    users = {wallet.address: wallet.user_id for wallet in owned}
     return {
-        pair: balance - debits.get(pair, 0) for pair, balance in zip(pairs, balances, strict=True)
+        (address, token): balance
+        - debits.get((address, token), 0)
+        - holds.get((users[address], token), 0)
+        for (address, token), balance in zip(pairs, balances, strict=True)
     }
 
 
@@ -125,12 +188,43 @@ def _require(handle: chain.ChainHandle | None) -> chain.ChainHandle:
     return handle
 
 
+async def held_tokens(session: AsyncSession, wallet: Wallet) -> dict[str, Decimal]:
+    """What open holds keep aside, per token (tokens with nothing held are left out)."""
+    return {
+        token: chain.from_base_units(units)
+        for (_, token), units in (await held(session, [wallet.user_id])).items()
+        if units
+    }
+
+
 async def balances(handle: chain.ChainHandle | None, wallet: Wallet) -> dict[str, Decimal]:
     live = _require(handle)
     return {
         token: chain.from_base_units(await live.balance_of(token, wallet.address))
         for token in TOKENS
     }
+
+
+REGIONAL = frozenset({"E", "H", "W"})
+"""Prepaid units are worth the tariff of a region: they move only between its households."""
+
+
+class OtherRegion(ValidationFailed):
+    code = "other_region"
+
+
+async def _check_same_region(
+    session: AsyncSession, sender_id: uuid.UUID, receiver: str, token: str
+) -> None:
+    """E, H and W move only to a user with a household in a region where the sender has one
+    (a kWh prepaid in one region is not worth the same in another)."""
+    receiving = await repository.by_address(session, receiver)
+    theirs = await households.regions_of_owner(session, receiving.user_id) if receiving else set()
+    if not theirs & await households.regions_of_owner(session, sender_id):
+        raise OtherRegion(
+            f"{token} is prepaid at a region's tariff: it moves only to a user with a "
+            "household in a region where you have one"
+        )
 
 
 async def resolve_address(session: AsyncSession, account: str) -> str:
@@ -187,6 +281,8 @@ async def transfer(
     receiver = await resolve_address(session, to)
     if receiver == wallet.address:
         raise ValidationFailed("a transfer to your own wallet moves nothing", code="self_transfer")
+    if token in REGIONAL:
+        await _check_same_region(session, user_id, receiver, token)
     move = chain.Move(amount=units, sender=wallet.address, receiver=receiver)
     operation, _ = await chain.request(
         session,

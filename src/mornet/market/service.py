@@ -1,0 +1,504 @@
+"""Market rules: prepaid units bought from the platform at the tariff and sold back at the
+tariff less the spread, and limit orders matched household to household in an order book
+per region and resource, with the funds each open order needs held in the wallet."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.access import Actor
+from mornet.chain import service as chain
+from mornet.chain.errors import ChainUnavailable
+from mornet.chain.schemas import OperationKind
+from mornet.db import utcnow
+from mornet.errors import Conflict, NotFound, ValidationFailed
+from mornet.households import service as households
+from mornet.market import repository
+from mornet.market.engine import Book, Fill, Order
+from mornet.market.engine import Side as Side  # part of this API: an order's side
+from mornet.market.models import MarketBook, MarketDeal, MarketOrder, MarketTrade
+from mornet.pagination import PageRequest
+from mornet.resources import Resource
+from mornet.tariffs import service as tariffs
+from mornet.tokens import service as tokens
+from mornet.wallets import service as wallets
+
+MARKET_RESERVE = chain.keyless_address("mornet:market-reserve")
+"""Where purchases pay and sell-backs are paid from (a hash with no key: only the platform's
+minter moves it, through `transfer_batch`)."""
+SPREAD = "market_spread"
+KOPECK = Decimal("0.01")
+UNIT_BASE = 10**15
+"""Base units (10^-18) of a resource token per thousandth of a unit."""
+GCC_BASE = 10**13
+"""GCC base units per kopeck-thousandth (a price in kopecks times a quantity in thousandths)."""
+RESERVE_LOCK = ("*", "*")
+"""The book row that stands for the market reserve: sell-backs lock it to pay one at a time."""
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no such order")
+
+
+class KeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this idempotency key was used for another request")
+
+
+class NoHouseholdInRegion(ValidationFailed):
+    code = "no_household_in_region"
+
+
+class PriceAboveTariff(ValidationFailed):
+    code = "price_above_tariff"
+
+
+class ReserveShort(ValidationFailed):
+    code = "market_reserve_short"
+
+
+class OrderNotOpen(Conflict):
+    code = "order_not_open"
+
+
+def amount(value: int, places: int) -> Decimal:
+    """An integer count of 10^-places (kopecks: 2, thousandths of a unit: 3) as a Decimal."""
+    return Decimal(value).scaleb(-places)
+
+
+def _units(quantity: Decimal) -> int:
+    """Thousandths of a unit."""
+    return int(quantity.scaleb(3))
+
+
+def _kopecks(price: Decimal) -> int:
+    return int(price.scaleb(2))
+
+
+def _connected(handle: chain.ChainHandle | None) -> chain.ChainHandle:
+    if handle is None:
+        raise ChainUnavailable()
+    return handle
+
+
+async def _region_of_own(session: AsyncSession, actor: Actor, household_id: uuid.UUID) -> str:
+    """The region of one of the caller's own households (anyone else's is a 404)."""
+    household = await households.get_household(session, actor=actor, household_id=household_id)
+    if household.owner_id != actor.id:  # an operator may read it, but buys with their own wallet
+        raise households.HouseholdNotFound()
+    return household.region_code
+
+
+# Purchases from the platform and sell-backs to it.
+
+
+async def purchase(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    resource: Resource,
+    quantity: Decimal,
+    idempotency_key: str,
+) -> tuple[MarketDeal, bool]:
+    """Buy `quantity` units at the tariff of the household's region in force now: that much
+    GCC (rounded half-up to the kopeck) moves to the market reserve and the units are minted
+    to the buyer, in one transaction. Short GCC is a 422 with nothing moved."""
+    return await _deal(
+        session, handle, actor, "purchase", household_id, resource, quantity, idempotency_key
+    )
+
+
+async def sell_back(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    actor: Actor,
+    household_id: uuid.UUID,
+    resource: Resource,
+    quantity: Decimal,
+    idempotency_key: str,
+) -> tuple[MarketDeal, bool]:
+    """Sell units back at the tariff less the spread: the units are burned and the GCC paid
+    from the market reserve; a reserve that cannot pay is a 422 with nothing moved."""
+    return await _deal(
+        session, handle, actor, "sell_back", household_id, resource, quantity, idempotency_key
+    )
+
+
+async def _deal(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    actor: Actor,
+    kind: str,
+    household_id: uuid.UUID,
+    resource: Resource,
+    quantity: Decimal,
+    key: str,
+) -> tuple[MarketDeal, bool]:
+    live = _connected(handle)
+    region = await _region_of_own(session, actor, household_id)
+    wallet = await wallets.lock_wallet(session, actor.id)  # orders this user's moves
+    existing = await repository.deal_by_key(session, actor.id, key)
+    if existing is not None:
+        same = (existing.kind, existing.household_id, existing.resource, existing.quantity) == (
+            kind,
+            household_id,
+            resource.value,
+            quantity,
+        )
+        if not same:
+            raise KeyReused()
+        return existing, False
+    quote = await tariffs.price_at(session, region_code=region, resource=resource, at=utcnow())
+    spread = Decimal(0)
+    if kind == "purchase":
+        amount = (quantity * quote.price).quantize(KOPECK, rounding=ROUND_HALF_UP)
+        if await wallets.available(session, live, wallet, "GCC") < chain.to_base_units(amount):
+            raise wallets.InsufficientBalance(f"not enough GCC: {amount} GCC is needed")
+    else:
+        spread = Decimal((await tokens.get_parameter(session, SPREAD)).value)
+        amount = (quantity * quote.price * (1 - spread)).quantize(KOPECK, rounding=ROUND_HALF_UP)
+        if await wallets.available(session, live, wallet, resource.value) < chain.to_base_units(
+            quantity
+        ):
+            raise wallets.InsufficientBalance(f"not enough {resource.value} to sell back")
+        await repository.lock_book(session, *RESERVE_LOCK)
+        reserve = await live.balance_of("GCC", MARKET_RESERVE) - await chain.pending_debits(
+            session, MARKET_RESERVE, "GCC"
+        )
+        if reserve < chain.to_base_units(amount):
+            raise ReserveShort(
+                f"the market reserve cannot pay {amount} GCC now; try a smaller quantity later"
+            )
+    deal = MarketDeal(
+        id=uuid.uuid4(),
+        user_id=actor.id,
+        household_id=household_id,
+        kind=kind,
+        resource=resource.value,
+        quantity=quantity,
+        tariff=quote.price,
+        spread=spread,
+        amount_gcc=amount,
+        tariff_id=quote.id,
+        idempotency_key=key,
+        created_at=utcnow(),
+    )
+    gcc = chain.to_base_units(amount)
+    units = chain.to_base_units(quantity)
+    if kind == "purchase":
+        moves = [
+            ("GCC", OperationKind.TRANSFER, chain.Move(gcc, wallet.address, MARKET_RESERVE)),
+            (resource.value, OperationKind.MINT, chain.Move(units, receiver=wallet.address)),
+        ]
+    else:
+        moves = [
+            (resource.value, OperationKind.BURN, chain.Move(units, sender=wallet.address)),
+            ("GCC", OperationKind.TRANSFER, chain.Move(gcc, MARKET_RESERVE, wallet.address)),
+        ]
+    keys = []
+    for token, operation_kind, move in moves:
+        if move.amount == 0:
+            continue
+        operation_key = f"market:deal:{deal.id}:{token}"
+        await chain.request(
+            session,
+            live,
+            token=token,
+            kind=operation_kind,
+            moves=[move],
+            idempotency_key=operation_key,
+            requested_by=actor.id,
+        )
+        keys.append(operation_key)
+    deal.operation_keys = keys
+    session.add(deal)
+    await session.flush()
+    return deal, True
+
+
+async def deals_of(
+    session: AsyncSession, actor: Actor, page: PageRequest
+) -> tuple[Sequence[MarketDeal], int]:
+    return await repository.deals_page(session, actor.id, page)
+
+
+# The order book.
+
+
+def need(side: Side | str, price: int, remaining: int) -> tuple[str | None, int]:
+    """What an open order holds: a sell its units, a buy the GCC at its limit price."""
+    if Side(side) == Side.SELL:
+        return None, remaining * UNIT_BASE
+    return "GCC", price * remaining * GCC_BASE
+
+
+def hold_reference(order_id: uuid.UUID) -> str:
+    return f"market-order:{order_id}"
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: MarketOrder
+    trades: list[MarketTrade]
+    created: bool
+
+
+async def place_order(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    actor: Actor,
+    region: str,
+    resource: Resource,
+    side: Side,
+    price: Decimal,
+    quantity: Decimal,
+    idempotency_key: str,
+) -> Placed:
+    """Place a limit order: hold what it needs, match it (price-time priority, at the resting
+    orders' prices, never against the owner's own), journal the order and its trades, and
+    move the tokens of its fills wallet to wallet on chain — all in one transaction, with the
+    book's row locked so one writer matches in it at a time."""
+    live = _connected(handle)
+    await tariffs.get_region(session, region)  # an unknown region is a 404
+    owned = await households.regions_of_owner(session, actor.id)
+    if region not in owned:
+        raise NoHouseholdInRegion(f"you have no household in {region}: orders there are refused")
+    quote = await tariffs.price_at(session, region_code=region, resource=resource, at=utcnow())
+    if price > quote.price:
+        raise PriceAboveTariff(
+            f"the price is at most the tariff, {quote.price} RUB per {resource.unit}: "
+            "the platform sells at it"
+        )
+    book = await repository.lock_book(session, region, resource.value)
+    existing = await repository.order_by_key(session, actor.id, idempotency_key)
+    if existing is not None:
+        e = existing
+        asked = (region, resource.value, side.value, _kopecks(price), _units(quantity))
+        if asked != (e.region, e.resource, e.side, e.price, e.quantity):
+            raise KeyReused()
+        return Placed(existing, [], created=False)
+    book.last_seq += 1
+    now = utcnow()
+    order = MarketOrder(
+        id=uuid.uuid4(),
+        user_id=actor.id,
+        region=region,
+        resource=resource.value,
+        side=side.value,
+        price=_kopecks(price),
+        quantity=_units(quantity),
+        remaining=_units(quantity),
+        status="open",
+        seq=book.last_seq,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    token, units = need(side, order.price, order.quantity)
+    await wallets.place_hold(
+        session,
+        live,
+        user_id=actor.id,
+        token=token or resource.value,
+        units=units,
+        reference=hold_reference(order.id),
+    )
+    resting = {o.id: o for o in await repository.open_orders(session, region, resource.value)}
+    engine = _book_of(resting.values())
+    placement = engine.place(
+        Order(order.id, order.user_id, side, order.price, order.remaining, order.seq)
+    )
+    order.remaining = _remaining_after(placement.fills, order.quantity)
+    # Not resting: filled, or its rest cancelled rather than crossing its owner's own orders.
+    order.status = "open" if placement.rested else "cancelled" if order.remaining else "filled"
+    session.add(order)
+    trades = await _settle_fills(session, live, book, order, resting, placement.fills)
+    remaining_need = need(side, order.price, order.remaining)[1] if placement.rested else 0
+    await wallets.set_hold(session, hold_reference(order.id), remaining_need)
+    await session.flush()
+    return Placed(order, trades, created=True)
+
+
+def _book_of(orders: Iterable[MarketOrder]) -> Book:
+    book = Book()
+    for o in orders:
+        book.place(Order(o.id, o.user_id, Side(o.side), o.price, o.remaining, o.seq))
+    return book
+
+
+def _remaining_after(fills: Sequence[Fill], quantity: int) -> int:
+    return quantity - sum(f.quantity for f in fills)
+
+
+async def _settle_fills(
+    session: AsyncSession,
+    handle: chain.ChainHandle,
+    book: MarketBook,
+    taker: MarketOrder,
+    resting: dict[uuid.UUID, MarketOrder],
+    fills: Sequence[Fill],
+) -> list[MarketTrade]:
+    """Journal each fill as a trade, take it out of the makers' holds, and move the tokens:
+    one transfer operation per token for all of this order's fills."""
+    if not fills:
+        return []
+    units_moves: list[chain.Move] = []
+    gcc_moves: list[chain.Move] = []
+    owners = {taker.user_id} | {resting[f.maker].user_id for f in fills}
+    addresses = await wallets.addresses_of(session, owners)
+    keys = [
+        f"market:order:{taker.id}:{taker.resource}",
+        f"market:order:{taker.id}:GCC",
+    ]
+    trades = []
+    for fill in fills:
+        maker = resting[fill.maker]
+        maker.remaining -= fill.quantity
+        maker.status = "open" if maker.remaining else "filled"
+        maker.updated_at = utcnow()
+        await wallets.set_hold(
+            session, hold_reference(maker.id), need(maker.side, maker.price, maker.remaining)[1]
+        )
+        buy, sell = (taker, maker) if taker.side == Side.BUY else (maker, taker)
+        units_moves.append(
+            chain.Move(fill.quantity * UNIT_BASE, addresses[sell.user_id], addresses[buy.user_id])
+        )
+        gcc_moves.append(
+            chain.Move(
+                fill.price * fill.quantity * GCC_BASE,
+                addresses[buy.user_id],
+                addresses[sell.user_id],
+            )
+        )
+        trade = MarketTrade(
+            id=uuid.uuid4(),
+            region=taker.region,
+            resource=taker.resource,
+            seq=taker.seq,
+            price=fill.price,
+            quantity=fill.quantity,
+            buy_order_id=buy.id,
+            sell_order_id=sell.id,
+            buyer_id=buy.user_id,
+            seller_id=sell.user_id,
+            taker_side=taker.side,
+            operation_keys=keys,
+            created_at=utcnow(),
+        )
+        session.add(trade)
+        trades.append(trade)
+    book.last_price = fills[-1].price
+    for token, moves, key in ((taker.resource, units_moves, keys[0]), ("GCC", gcc_moves, keys[1])):
+        await chain.request(
+            session,
+            handle,
+            token=token,
+            kind=OperationKind.TRANSFER,
+            moves=moves,
+            idempotency_key=key,
+            requested_by=taker.user_id,
+        )
+    return trades
+
+
+async def cancel_order(session: AsyncSession, *, actor: Actor, order_id: uuid.UUID) -> MarketOrder:
+    """Cancel what is left of one's own open order and release its hold. A cancel racing a
+    fill waits for the book's lock: whichever comes first wins, the other sees the result."""
+    found = await repository.order(session, order_id)
+    if found is None or found.user_id != actor.id:
+        raise OrderNotFound()
+    book = await repository.lock_book(session, found.region, found.resource)
+    order = await repository.order(session, order_id)
+    assert order is not None
+    if order.status != "open":
+        raise OrderNotOpen(f"the order is {order.status}: nothing is left to cancel")
+    book.last_seq += 1
+    order.status = "cancelled"
+    order.cancelled_seq = book.last_seq
+    order.updated_at = utcnow()
+    await wallets.set_hold(session, hold_reference(order.id), 0)
+    await session.flush()
+    return order
+
+
+async def orders_of(
+    session: AsyncSession, actor: Actor, page: PageRequest
+) -> tuple[Sequence[MarketOrder], int, dict[uuid.UUID, list[MarketTrade]]]:
+    """The caller's orders, newest first, with the trades that filled each."""
+    found, total = await repository.orders_page(session, actor.id, page)
+    return found, total, await fills_of(session, [o.id for o in found])
+
+
+async def fills_of(
+    session: AsyncSession, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[MarketTrade]]:
+    """The trades that filled each order (either side)."""
+    fills: dict[uuid.UUID, list[MarketTrade]] = defaultdict(list)
+    for trade in await repository.trades_of_orders(session, order_ids):
+        fills[trade.buy_order_id].append(trade)
+        fills[trade.sell_order_id].append(trade)
+    return fills
+
+
+@dataclass(frozen=True)
+class Depth:
+    bids: list[tuple[int, int, int]]
+    """(price, quantity, orders), best first."""
+    asks: list[tuple[int, int, int]]
+    last_price: int | None
+    tariff: Decimal | None
+
+
+async def depth(session: AsyncSession, region: str, resource: Resource) -> Depth:
+    await tariffs.get_region(session, region)
+    levels = await repository.depth(session, region, resource.value)
+    bids = sorted(((p, q, n) for s, p, q, n in levels if s == Side.BUY), reverse=True)
+    asks = sorted((p, q, n) for s, p, q, n in levels if s == Side.SELL)
+    row = await repository.book(session, region, resource.value)
+    try:
+        tariff: Decimal | None = (
+            await tariffs.price_at(session, region_code=region, resource=resource, at=utcnow())
+        ).price
+    except NotFound:
+        tariff = None
+    return Depth(bids, asks, row.last_price if row else None, tariff)
+
+
+async def trades(
+    session: AsyncSession, region: str, resource: Resource, page: PageRequest
+) -> tuple[Sequence[MarketTrade], int]:
+    await tariffs.get_region(session, region)
+    return await repository.trades_page(session, region, resource.value, page)
+
+
+async def book_digests(session: AsyncSession, region: str, resource: Resource) -> tuple[str, str]:
+    """The book as its open orders stand, and as a replay of its journal (every order placed
+    and cancelled in arrival order) rebuilds it: equal when the journal is whole."""
+    live = _book_of(await repository.open_orders(session, region, resource.value))
+    replayed = Book()
+    events: list[tuple[int, int, MarketOrder]] = []
+    for o in await repository.journal(session, region, resource.value):
+        events.append((o.seq, 0, o))
+        if o.cancelled_seq is not None:
+            events.append((o.cancelled_seq, 1, o))
+    for _, is_cancel, o in sorted(events, key=lambda e: (e[0], e[1])):
+        if is_cancel:
+            replayed.cancel(o.id)
+        else:
+            replayed.place(Order(o.id, o.user_id, Side(o.side), o.price, o.quantity, o.seq))
+    return live.digest(), replayed.digest()
