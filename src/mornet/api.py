@@ -113,6 +113,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
             await runtime.start_events()
             runtime.start_bank_reconciler()
             runtime.start_settlement()
+            runtime.start_market()
         if runtime.telemetry is None:
             await runtime.start_telemetry(simulate=simulate)
         yield

@@ -42,6 +42,7 @@ from mornet.db import (
 from mornet.identity import service as identity
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
+from mornet.market import runtime as market_runtime
 from mornet.outbox import Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
 from mornet.telemetry.runtime import Telemetry, start_telemetry
@@ -183,6 +184,15 @@ class Runtime:
                     every_seconds=min(60.0, quiet_for.total_seconds()),
                 ),
                 name="bank-reconciler",
+            )
+        )
+
+    def start_market(self) -> None:
+        """The market's batcher: trades' tokens go on chain a moment after they are made."""
+        self._tasks.append(
+            asyncio.create_task(
+                market_runtime.batches_forever(self.sessions, lambda: self.chain),
+                name="market-batcher",
             )
         )
 

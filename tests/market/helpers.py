@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.chain.models import OperationKind
 from mornet.chain.service import ChainHandle
 from mornet.db import unit_of_work
+from mornet.market import runtime as market_runtime
 from mornet.runtime import Runtime
 from mornet.tokens import service as tokens
 from mornet.wallets import service as wallets
@@ -60,3 +61,9 @@ async def balance(
 ) -> Decimal:
     wallet = await wallets.wallet_of(session, user_id)
     return Decimal(await chain.balance_of(token, wallet.address)) / WEI
+
+
+async def settle(runtime: Runtime, chain: ChainHandle) -> None:
+    """Batch the trades made (as the market's batcher does), then wait for the chain."""
+    await market_runtime.batch_round(runtime.sessions, chain)
+    await chain.submitter.drain(max_seconds=60)

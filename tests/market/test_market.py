@@ -17,7 +17,7 @@ from mornet.market import service as market
 from mornet.resources import Resource
 from mornet.runtime import Runtime
 from tests.cost.helpers import region_with_a_change
-from tests.market.helpers import Trader, balance, give, trader
+from tests.market.helpers import Trader, balance, give, settle, trader
 
 # region_with_a_change: electricity at 8 RUB/kWh since 1 November 2026, water at 40 RUB/m³.
 
@@ -73,7 +73,7 @@ async def test_purchases_are_at_the_tariff_and_sell_backs_pay_it_less_the_spread
     assert (again.status_code, again.json()["id"]) == (200, bought.json()["id"])
     reused = await _deal(client, buyer, "purchases", "3", key)
     assert reused.status_code == 409
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     assert await balance(chain, session, buyer.user_id, "E") == Decimal("2.5")
     assert await balance(chain, session, buyer.user_id, "GCC") == 80
     assert Decimal(await chain.balance_of("GCC", market.MARKET_RESERVE)) / 10**18 == 20
@@ -88,7 +88,7 @@ async def test_purchases_are_at_the_tariff_and_sell_backs_pay_it_less_the_spread
         Decimal("7.84"),  # 8 RUB less 2%
         Decimal("0.02"),
     )
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     assert await balance(chain, session, buyer.user_id, "E") == Decimal("1.5")
     assert await balance(chain, session, buyer.user_id, "GCC") == Decimal("87.84")
     listed = await client.get("/api/market/deals", headers=buyer.headers)
@@ -119,7 +119,7 @@ async def test_a_sell_back_the_reserve_cannot_pay_moves_nothing(
     short = await _deal(client, seller, "sell-backs", str(quantity))
     assert short.status_code == 422
     assert short.json()["error"]["code"] == "market_reserve_short"
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     assert await balance(chain, session, seller.user_id, "E") == 1000
 
 
@@ -151,7 +151,7 @@ async def test_two_households_trade_e_on_the_book_with_holds(
     body: dict[str, Any] = bid.json()
     assert (body["status"], body["remaining"]) == ("open", "1.000")
     assert [(f["price"], f["quantity"]) for f in body["fills"]] == [("7.00", "2.000")]
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     assert await balance(chain, session, seller.user_id, "E") == 3
     assert await balance(chain, session, seller.user_id, "GCC") == 14
     assert await balance(chain, session, buyer.user_id, "E") == 2
@@ -245,7 +245,7 @@ async def test_many_buyers_at_once_fill_a_resting_order_once(
     assert all(a.status_code in (201, 503) for a in answers), [a.text for a in answers]
     filled = [a for a in answers if a.status_code == 201 and a.json()["fills"]]
     assert len(filled) == 1
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     assert await balance(chain, session, seller.user_id, "E") == 0
     assert await balance(chain, session, seller.user_id, "GCC") == 7
     live, replayed = await market.book_digests(session, region, Resource.ELECTRICITY)
@@ -271,7 +271,7 @@ async def test_a_cancel_racing_a_fill_exactly_one_wins(
     else:
         assert cancel.status_code == 409
         assert len(buy.json()["fills"]) == 1
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     sold = await balance(chain, session, seller.user_id, "E") == 0
     assert sold == (cancel.status_code == 409)
 
@@ -327,7 +327,7 @@ async def test_the_market_over_graphql(
         k=_key(),
     )
     assert bought["data"]["purchase"] == {"kind": "PURCHASE", "amountGcc": "24.00"}
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     place = (
         "mutation($r: String!, $side: Side!, $k: String!) { placeOrder(region: $r,"
         ' resource: ELECTRICITY, side: $side, price: "6.5", quantity: "2", idempotencyKey: $k)'

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.chain.service import ChainHandle
 from mornet.runtime import Runtime
 from tests.cost.helpers import region_with_a_change
-from tests.market.helpers import balance, give, trader
+from tests.market.helpers import balance, give, settle, trader
 from tests.web.test_pages import csrf_from, page_login
 
 
@@ -80,7 +80,7 @@ async def test_two_households_trade_through_the_pages(
         data={"side": "buy", "price": "7.50", "quantity": "2", "csrf_token": csrf_from(page)},
     )
     assert filled.status_code == 303, filled.text
-    await chain.submitter.drain(max_seconds=60)
+    await settle(runtime, chain)
     page = await client.get(book_url)
     assert 'id="last-price">7.00<' in page.text
     trades = page.text[page.text.index('id="trades"') :]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +21,8 @@ class ChainClient:
     operator: LocalAccount
     chain_id: int
     rpc_url: str
+    _tokens: dict[str, AsyncContract] = field(default_factory=dict, repr=False)
+    """Contract objects by address: building one parses the ABI, so each is built once."""
 
     @classmethod
     async def connect(cls, rpc_url: str, operator_key: str) -> ChainClient:
@@ -39,8 +41,12 @@ class ChainClient:
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     def token(self, address: str) -> AsyncContract:
-        compiled: CompiledContract = compiled_token()
-        return self.w3.eth.contract(address=self.w3.to_checksum_address(address), abi=compiled.abi)
+        if address not in self._tokens:
+            compiled: CompiledContract = compiled_token()
+            self._tokens[address] = self.w3.eth.contract(
+                address=self.w3.to_checksum_address(address), abi=compiled.abi
+            )
+        return self._tokens[address]
 
     async def fund_operator_on_dev_chain(self) -> None:
         """Give the operator gas on anvil (a dev-only RPC method; real chains fund it for real)."""

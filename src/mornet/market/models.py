@@ -67,6 +67,9 @@ class MarketTrade(UUIDPrimaryKey, Base):
     buyer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     seller_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     taker_side: Mapped[str] = mapped_column(String(4))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None, index=True)
+    """The batch whose transfers move this trade's tokens (None: not batched yet; until then
+    both sides' amounts stay held)."""
     operation_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.db import insert_for, locked_one
+from mornet.db import insert_for, lock_rows, locked_one
 from mornet.market.models import MarketBook, MarketDeal, MarketOrder, MarketTrade
 from mornet.pagination import PageRequest, fetch_page
 
@@ -138,3 +138,16 @@ async def deals_page(
         .order_by(MarketDeal.created_at.desc(), MarketDeal.id)
     )
     return await fetch_page(session, query, page)
+
+
+async def unbatched_trades(session: AsyncSession, limit: int) -> Sequence[MarketTrade]:
+    """Trades whose tokens are not in a chain operation yet, oldest first, locked."""
+    await lock_rows(session, MarketTrade, MarketTrade.batch_id.is_(None))
+    query = (
+        select(MarketTrade)
+        .where(MarketTrade.batch_id.is_(None))
+        .order_by(MarketTrade.created_at, MarketTrade.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.scalars(query)).all()

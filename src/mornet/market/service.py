@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
 from mornet.chain import service as chain
+from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind
 from mornet.db import utcnow
@@ -284,7 +285,10 @@ async def place_order(
             f"the price is at most the tariff, {quote.price} RUB per {resource.unit}: "
             "the platform sells at it"
         )
-    book = await repository.lock_book(session, region, resource.value)
+    # The caller's wallet first (their requests one at a time: a key is checked and the
+    # funds held once), then the book (one writer matches in it at a time): the balance read
+    # from the chain happens outside the book's lock.
+    await wallets.lock_wallet(session, actor.id)
     existing = await repository.order_by_key(session, actor.id, idempotency_key)
     if existing is not None:
         e = existing
@@ -292,10 +296,21 @@ async def place_order(
         if asked != (e.region, e.resource, e.side, e.price, e.quantity):
             raise KeyReused()
         return Placed(existing, [], created=False)
+    order_id = uuid.uuid4()
+    token, units = need(side, _kopecks(price), _units(quantity))
+    await wallets.place_hold(
+        session,
+        live,
+        user_id=actor.id,
+        token=token or resource.value,
+        units=units,
+        reference=hold_reference(order_id),
+    )
+    book = await repository.lock_book(session, region, resource.value)
     book.last_seq += 1
     now = utcnow()
     order = MarketOrder(
-        id=uuid.uuid4(),
+        id=order_id,
         user_id=actor.id,
         region=region,
         resource=resource.value,
@@ -309,15 +324,6 @@ async def place_order(
         created_at=now,
         updated_at=now,
     )
-    token, units = need(side, order.price, order.quantity)
-    await wallets.place_hold(
-        session,
-        live,
-        user_id=actor.id,
-        token=token or resource.value,
-        units=units,
-        reference=hold_reference(order.id),
-    )
     resting = {o.id: o for o in await repository.open_orders(session, region, resource.value)}
     engine = _book_of(resting.values())
     placement = engine.place(
@@ -327,7 +333,7 @@ async def place_order(
     # Not resting: filled, or its rest cancelled rather than crossing its owner's own orders.
     order.status = "open" if placement.rested else "cancelled" if order.remaining else "filled"
     session.add(order)
-    trades = await _settle_fills(session, live, book, order, resting, placement.fills)
+    trades = await _settle_fills(session, book, order, resting, placement.fills)
     remaining_need = need(side, order.price, order.remaining)[1] if placement.rested else 0
     await wallets.set_hold(session, hold_reference(order.id), remaining_need)
     await session.flush()
@@ -345,26 +351,20 @@ def _remaining_after(fills: Sequence[Fill], quantity: int) -> int:
     return quantity - sum(f.quantity for f in fills)
 
 
+def trade_hold(trade_id: uuid.UUID, token: str) -> str:
+    return f"market-trade:{trade_id}:{token}"
+
+
 async def _settle_fills(
     session: AsyncSession,
-    handle: chain.ChainHandle,
     book: MarketBook,
     taker: MarketOrder,
     resting: dict[uuid.UUID, MarketOrder],
     fills: Sequence[Fill],
 ) -> list[MarketTrade]:
-    """Journal each fill as a trade, take it out of the makers' holds, and move the tokens:
-    one transfer operation per token for all of this order's fills."""
-    if not fills:
-        return []
-    units_moves: list[chain.Move] = []
-    gcc_moves: list[chain.Move] = []
-    owners = {taker.user_id} | {resting[f.maker].user_id for f in fills}
-    addresses = await wallets.addresses_of(session, owners)
-    keys = [
-        f"market:order:{taker.id}:{taker.resource}",
-        f"market:order:{taker.id}:GCC",
-    ]
+    """Journal each fill as a trade and move what it takes from the orders' holds into the
+    trade's own holds (the seller's units, the buyer's GCC at the trade price) until the
+    batcher puts its transfers on chain (`batch_trades`)."""
     trades = []
     for fill in fills:
         maker = resting[fill.maker]
@@ -375,16 +375,6 @@ async def _settle_fills(
             session, hold_reference(maker.id), need(maker.side, maker.price, maker.remaining)[1]
         )
         buy, sell = (taker, maker) if taker.side == Side.BUY else (maker, taker)
-        units_moves.append(
-            chain.Move(fill.quantity * UNIT_BASE, addresses[sell.user_id], addresses[buy.user_id])
-        )
-        gcc_moves.append(
-            chain.Move(
-                fill.price * fill.quantity * GCC_BASE,
-                addresses[buy.user_id],
-                addresses[sell.user_id],
-            )
-        )
         trade = MarketTrade(
             id=uuid.uuid4(),
             region=taker.region,
@@ -397,23 +387,69 @@ async def _settle_fills(
             buyer_id=buy.user_id,
             seller_id=sell.user_id,
             taker_side=taker.side,
-            operation_keys=keys,
+            operation_keys=[],
             created_at=utcnow(),
+        )
+        await wallets.keep_held(
+            session,
+            user_id=sell.user_id,
+            token=taker.resource,
+            units=fill.quantity * UNIT_BASE,
+            reference=trade_hold(trade.id, taker.resource),
+        )
+        await wallets.keep_held(
+            session,
+            user_id=buy.user_id,
+            token="GCC",
+            units=fill.price * fill.quantity * GCC_BASE,
+            reference=trade_hold(trade.id, "GCC"),
         )
         session.add(trade)
         trades.append(trade)
-    book.last_price = fills[-1].price
-    for token, moves, key in ((taker.resource, units_moves, keys[0]), ("GCC", gcc_moves, keys[1])):
-        await chain.request(
-            session,
-            handle,
-            token=token,
-            kind=OperationKind.TRANSFER,
-            moves=moves,
-            idempotency_key=key,
-            requested_by=taker.user_id,
-        )
+    if fills:
+        book.last_price = fills[-1].price
     return trades
+
+
+async def batch_trades(
+    session: AsyncSession, handle: chain.ChainHandle | None, *, limit: int = 1024
+) -> int:
+    """Put the tokens of trades not on chain yet into transfer operations — one per token per
+    256 moves, across every book — and release the trades' holds in the same transaction (the
+    operations' pending debits take their place). Returns how many trades it batched."""
+    live = _connected(handle)
+    waiting = await repository.unbatched_trades(session, limit)
+    if not waiting:
+        return 0
+    batch_id = uuid.uuid4()
+    addresses = await wallets.addresses_of(
+        session, {t.buyer_id for t in waiting} | {t.seller_id for t in waiting}
+    )
+    moves: dict[str, list[chain.Move]] = defaultdict(list)
+    for trade in waiting:
+        seller, buyer = addresses[trade.seller_id], addresses[trade.buyer_id]
+        moves[trade.resource].append(chain.Move(trade.quantity * UNIT_BASE, seller, buyer))
+        moves["GCC"].append(chain.Move(trade.price * trade.quantity * GCC_BASE, buyer, seller))
+    keys = []
+    for token, token_moves in sorted(moves.items()):
+        for first in range(0, len(token_moves), MAX_BATCH):
+            key = f"market:trades:{batch_id}:{token}:{first // MAX_BATCH}"
+            await chain.request(
+                session,
+                live,
+                token=token,
+                kind=OperationKind.TRANSFER,
+                moves=token_moves[first : first + MAX_BATCH],
+                idempotency_key=key,
+            )
+            keys.append(key)
+    for trade in waiting:
+        trade.batch_id = batch_id
+        trade.operation_keys = [k for k in keys if f":{trade.resource}:" in k or ":GCC:" in k]
+        await wallets.set_hold(session, trade_hold(trade.id, trade.resource), 0)
+        await wallets.set_hold(session, trade_hold(trade.id, "GCC"), 0)
+    await session.flush()
+    return len(waiting)
 
 
 async def cancel_order(session: AsyncSession, *, actor: Actor, order_id: uuid.UUID) -> MarketOrder:

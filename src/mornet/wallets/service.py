@@ -144,6 +144,16 @@ async def place_hold(
     return hold
 
 
+async def keep_held(
+    session: AsyncSession, *, user_id: uuid.UUID, token: str, units: int, reference: str
+) -> None:
+    """Hold `units` that are already set aside elsewhere (part of another hold, moved here in
+    the same transaction): no balance check, since they were checked when first held."""
+    if units > 0 and await repository.hold_by_reference(session, reference) is None:
+        session.add(Hold(user_id=user_id, token=token, units=str(units), reference=reference))
+        await session.flush()
+
+
 async def set_hold(session: AsyncSession, reference: str, units: int) -> None:
     """What a hold keeps aside now (less once part of it was taken or freed); 0 closes it."""
     hold = await repository.hold_by_reference(session, reference)
