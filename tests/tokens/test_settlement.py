@@ -238,6 +238,18 @@ async def test_arrears_are_paid_first_from_the_next_gcc_even_before_the_next_per
     treasury_before = Decimal(await chain.balance_of("GCC", TREASURY)) / WEI
 
     await _give(runtime, chain, owner, GCC="3")  # not enough for all of it
+    # Until the next run pays it, the GCC that arrived is held for the arrears: it cannot go
+    # anywhere else first.
+    wallet = (await client.get("/api/wallet", headers=headers)).json()
+    assert Decimal(wallet["held"]["GCC"]) == Decimal("4.63")
+    other, _ = await user_with_token(client, session)
+    escape = await client.post(
+        "/api/wallet/transfers",
+        json={"token": "GCC", "to": str(other.id), "amount": "1", "idempotency_key": "escape"},
+        headers=headers,
+    )
+    assert escape.status_code == 422
+    assert escape.json()["error"]["code"] == "insufficient_balance"
     assert await _settle(runtime, chain) == []  # no period is due, the GCC pays anyway
     await _give(runtime, chain, owner, GCC="10")
     assert await _settle(runtime, chain) == []

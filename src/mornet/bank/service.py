@@ -505,11 +505,12 @@ async def open_withdrawal(
         raise CardNotBound(f"the card is {card.status}: bind it at the bank first")
     owed = await tokens.arrears_of_owner(session, user_id)
     if owed > 0:
-        spendable = from_base_units(await wallets.available(session, handle, wallet, "GCC"))
-        if spendable - owed < amount:
+        # The arrears are held GCC already: what is available is what may leave.
+        spendable = from_base_units(max(await wallets.available(session, handle, wallet, "GCC"), 0))
+        if spendable < amount:
             raise ArrearsFirst(
                 f"{owed} GCC is owed for consumption and is paid first: "
-                f"{max(spendable - owed, Decimal(0))} GCC can be withdrawn"
+                f"{spendable} GCC can be withdrawn"
             )
     withdrawal = Withdrawal(
         user_id=user_id,

@@ -334,12 +334,17 @@ async def settle_due(
     owners: dict[uuid.UUID, Wallet] = {}
     for household in [h for h, _, _ in due] + [h for h, _ in paying]:
         await _wallet(session, owners, household.owner_id)
-    run.available = {
-        pair: max(units, 0)
-        for pair, units in (
-            await wallets.available_of(session, handle, owners.values(), SETTLED_TOKENS)
-        ).items()
-    }
+    # Arrears are held GCC (so nothing else spends what arrives first); the run pays them, so
+    # for the run that hold is spendable.
+    owner_of = {h.id: h.owner_id for h, _, _ in due} | {h.id: h.owner_id for h, _ in paying}
+    kept_for_arrears: dict[uuid.UUID, int] = defaultdict(int)
+    for household_id, amount in owed.items():
+        if amount > 0 and household_id in owner_of:
+            kept_for_arrears[owner_of[household_id]] += _units(amount)
+    spendable = await wallets.available_of(session, handle, owners.values(), SETTLED_TOKENS)
+    for wallet in owners.values():
+        spendable[(wallet.address, "GCC")] += kept_for_arrears[wallet.user_id]
+    run.available = {pair: max(units, 0) for pair, units in spendable.items()}
     settled: list[Settlement] = []
     for household, last, periods in due:
         wallet = await _wallet(session, owners, household.owner_id)
@@ -359,6 +364,14 @@ async def settle_due(
     for household, last in paying:
         wallet = await _wallet(session, owners, household.owner_id)
         await _pay_arrears(session, run, wallet, last, owed[household.id])
+    for household_id, amount in run.owed_after.items():
+        await wallets.hold_at(
+            session,
+            user_id=owner_of[household_id],
+            token="GCC",
+            units=_units(amount),
+            reference=arrears_hold(household_id),
+        )
     if settled or run.payments:
         keys = await _request_moves(session, run)
         for settlement in settled:
@@ -378,6 +391,11 @@ async def settle_due(
         )
     await session.flush()
     return settled
+
+
+def arrears_hold(household_id: uuid.UUID) -> str:
+    """The wallet hold that keeps a household's arrears back from everything but settlement."""
+    return f"arrears:{household_id}"
 
 
 async def _wallet(

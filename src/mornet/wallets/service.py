@@ -154,6 +154,20 @@ async def keep_held(
         await session.flush()
 
 
+async def hold_at(
+    session: AsyncSession, *, user_id: uuid.UUID, token: str, units: int, reference: str
+) -> None:
+    """Make the hold `reference` keep exactly `units` aside (created if new, closed at 0), with
+    no balance check: it may exceed the balance — what arrives is then held as it arrives."""
+    hold = await repository.hold_by_reference(session, reference)
+    if hold is None:
+        if units > 0:
+            session.add(Hold(user_id=user_id, token=token, units=str(units), reference=reference))
+            await session.flush()
+        return
+    await set_hold(session, reference, units)
+
+
 async def set_hold(session: AsyncSession, reference: str, units: int) -> None:
     """What a hold keeps aside now (less once part of it was taken or freed); 0 closes it."""
     hold = await repository.hold_by_reference(session, reference)
