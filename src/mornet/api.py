@@ -13,6 +13,7 @@ from mornet import __version__
 from mornet.accounts import endpoints as accounts_api
 from mornet.accounts import graphql as accounts_graphql
 from mornet.accounts import pages as accounts_pages
+from mornet.analytics import endpoints as analytics_api
 from mornet.bank import endpoints as bank_api
 from mornet.bank import graphql as bank_graphql
 from mornet.bank import pages as bank_pages
@@ -142,6 +143,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     for router in (
         identity_api.router,
         accounts_api.router,
+        analytics_api.router,
         bank_api.router,
         chain_api.router,
         cost_api.router,
