@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mornet.analytics import service
-from mornet.analytics.schemas import DashboardOut
+from mornet.analytics.schemas import DashboardOut, SummaryOut
 from mornet.chain.dependencies import ChainDep
-from mornet.dependencies import SessionDep
+from mornet.dependencies import SessionDep, SettingsDep
 from mornet.errors import answers
-from mornet.identity.auth import CurrentUser
+from mornet.identity.auth import AdminUser, CurrentUser
+from mornet.tokens import service as tokens
 
 router = APIRouter(tags=["analytics"])
 
@@ -20,3 +21,14 @@ async def dashboard(user: CurrentUser, session: SessionDep, handle: ChainDep) ->
     far), your wallet (available and held), how many days your prepaid E, H and W last at
     your trailing 7-day average use, and your last moves."""
     return await service.dashboard(session, handle, actor=user)
+
+
+@router.get("/admin/analytics/summary", responses=answers(503))
+async def summary(
+    _: AdminUser, session: SessionDep, handle: ChainDep, settings: SettingsDep
+) -> SummaryOut:
+    """Users, households, use today and over 30 days, GCC in circulation by where it is (read
+    from the chain), deposits, withdrawals and trades."""
+    return await service.summary(
+        session, handle, treasury=settings.treasury_address or tokens.TREASURY_FALLBACK
+    )

@@ -42,3 +42,51 @@ class DashboardOut(BaseModel):
     wallet: WalletGlance
     transactions: list[HistoryEntryOut]
     """The last ten moves of the wallet."""
+
+
+class HouseholdCounts(BaseModel):
+    total: int
+    active: int
+    with_agents: int
+
+
+class Use(BaseModel):
+    today: Decimal
+    """Since midnight UTC."""
+    last_30_days: Decimal
+
+
+class GccFigures(BaseModel):
+    """Read from the chain (`source: "chain"`), so anyone can check the circulation."""
+
+    source: str = "chain"
+    total_supply: Decimal
+    in_wallets: Decimal
+    """Everything not at one of the platform's own addresses below."""
+    in_treasury: Decimal
+    in_market_reserve: Decimal
+    held: Decimal
+    """In the bank's withdrawal escrow, on its way out as roubles."""
+
+
+class MoneyFigures(BaseModel):
+    count: int
+    amount: Decimal
+    """RUB."""
+
+
+class TradeFigures(BaseModel):
+    count: int
+    volume: Decimal
+    """GCC traded on the order books."""
+
+
+class SummaryOut(BaseModel):
+    users: int
+    households: HouseholdCounts
+    consumption: dict[str, Use]
+    gcc: GccFigures
+    deposits: MoneyFigures
+    withdrawals: MoneyFigures
+    trades: TradeFigures
+    as_of: datetime

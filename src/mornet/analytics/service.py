@@ -11,12 +11,26 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
-from mornet.analytics.schemas import DashboardOut, HouseholdGlance, WalletGlance
+from mornet.analytics.schemas import (
+    DashboardOut,
+    GccFigures,
+    HouseholdCounts,
+    HouseholdGlance,
+    MoneyFigures,
+    SummaryOut,
+    TradeFigures,
+    Use,
+    WalletGlance,
+)
+from mornet.bank import service as bank
 from mornet.chain import service as chain
+from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import TOKENS
 from mornet.cost import service as cost
 from mornet.db import utcnow
 from mornet.households import service as households
+from mornet.identity import service as identity
+from mornet.market import service as market
 from mornet.resources import Resource
 from mornet.telemetry import service as telemetry
 from mornet.wallets import service as wallets
@@ -87,4 +101,48 @@ async def dashboard(
             prepaid_days_left=days_left,
         ),
         transactions=await history_out(session, wallet, limit=10),
+    )
+
+
+async def summary(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    treasury: str,
+    now: datetime | None = None,
+) -> SummaryOut:
+    """The platform at a glance for operators; the GCC figures are read from the chain."""
+    live = handle
+    if live is None:
+        raise ChainUnavailable()
+    now = now or utcnow()
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = await telemetry.platform_use_since(session, midnight)
+    month = await telemetry.platform_use_since(session, now - timedelta(days=30))
+    total, active, with_agents = await households.household_counts(session)
+    supply = chain.from_base_units(await live.total_supply("GCC"))
+
+    async def at(address: str) -> Decimal:
+        return chain.from_base_units(await live.balance_of("GCC", address))
+
+    in_treasury = await at(treasury)
+    in_reserve = await at(market.MARKET_RESERVE)
+    held = await at(bank.ESCROW_ADDRESS)
+    deposits, deposited, withdrawals, withdrawn = await bank.money_totals(session)
+    trades, volume = await market.trade_totals(session)
+    return SummaryOut(
+        users=await identity.count_users(session),
+        households=HouseholdCounts(total=total, active=active, with_agents=with_agents),
+        consumption={r.value: Use(today=today[r], last_30_days=month[r]) for r in Resource},
+        gcc=GccFigures(
+            total_supply=supply,
+            in_wallets=supply - in_treasury - in_reserve - held,
+            in_treasury=in_treasury,
+            in_market_reserve=in_reserve,
+            held=held,
+        ),
+        deposits=MoneyFigures(count=deposits, amount=deposited),
+        withdrawals=MoneyFigures(count=withdrawals, amount=withdrawn),
+        trades=TradeFigures(count=trades, volume=volume),
+        as_of=now.astimezone(UTC),
     )

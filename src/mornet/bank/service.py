@@ -766,6 +766,18 @@ async def alerts(session: AsyncSession, page: PageRequest) -> tuple[Sequence[Ban
     return await repository.alerts(session, page)
 
 
+async def money_totals(session: AsyncSession) -> tuple[int, Decimal, int, Decimal]:
+    """(count, RUB) of deposits the bank holds for the platform, and of withdrawals paid."""
+    held = await repository.held_deposits(session)
+    paid = await repository.withdrawn(session, WithdrawalStatus.PAID.value)
+    return (
+        len(held),
+        sum((amount for _, amount in held), Decimal(0)),
+        len(paid),
+        sum((amount for _, amount in paid), Decimal(0)),
+    )
+
+
 async def reserves(session: AsyncSession, handle: chain.ChainHandle | None) -> ReservesOut:
     """The reserves check: GCC on chain, plus mints in flight, less burns in flight, equals
     the roubles the bank holds for the platform (confirmed deposits less paid withdrawals)."""

@@ -88,3 +88,11 @@ async def active(session: AsyncSession) -> Sequence[Household]:
         .order_by(Household.created_at, Household.id)
     )
     return rows.all()
+
+
+async def with_active_agents(session: AsyncSession) -> int:
+    """Households with at least one agent that is not revoked."""
+    query = select(func.count(func.distinct(EdgeAgent.household_id))).where(
+        EdgeAgent.revoked_at.is_(None)
+    )
+    return int(await session.scalar(query) or 0)

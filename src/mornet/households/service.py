@@ -271,6 +271,15 @@ async def list_all_households(
     ], total
 
 
+async def household_counts(session: AsyncSession) -> tuple[int, int, int]:
+    """(all, active, with an active agent) households."""
+    return (
+        await repository.count(session),
+        len(await repository.active(session)),
+        await repository.with_active_agents(session),
+    )
+
+
 async def count_households(session: AsyncSession) -> int:
     return await repository.count(session)
 

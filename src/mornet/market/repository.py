@@ -151,3 +151,13 @@ async def unbatched_trades(session: AsyncSession, limit: int) -> Sequence[Market
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
+
+
+async def trade_totals(session: AsyncSession) -> tuple[int, int]:
+    """(trades, the sum of price * quantity in kopeck-thousandths) over every book."""
+    count, volume = (
+        await session.execute(
+            select(func.count(), func.sum(MarketTrade.price * MarketTrade.quantity))
+        )
+    ).one()
+    return int(count or 0), int(volume or 0)

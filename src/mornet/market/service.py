@@ -522,6 +522,12 @@ async def trades(
     return await repository.trades_page(session, region, resource.value, page)
 
 
+async def trade_totals(session: AsyncSession) -> tuple[int, Decimal]:
+    """(trades, GCC traded) over every book."""
+    count, volume = await repository.trade_totals(session)
+    return count, amount(volume, 5)
+
+
 async def book_digests(session: AsyncSession, region: str, resource: Resource) -> tuple[str, str]:
     """The book as its open orders stand, and as a replay of its journal (every order placed
     and cancelled in arrival order) rebuilds it: equal when the journal is whole."""

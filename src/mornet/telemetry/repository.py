@@ -300,3 +300,28 @@ async def totals_of_households(
         (h, r, s, first, last, total)
         for h, r, s, first, last, total in (await session.execute(query)).all()
     ]
+
+
+async def platform_use_since(
+    session: AsyncSession, since: datetime
+) -> list[tuple[uuid.UUID, str, str, Decimal]]:
+    """(household, resource, source, use) summed over every hour from `since`."""
+    table = HourlyConsumption.__table__
+    query = (
+        select(table.c.household_id, table.c.resource, table.c.source, func.sum(table.c.quantity))
+        .where(table.c.hour_start >= since)
+        .group_by(table.c.household_id, table.c.resource, table.c.source)
+    )
+    return [(h, r, s, q) for h, r, s, q in (await session.execute(query)).all()]
+
+
+async def metered_households(session: AsyncSession) -> dict[uuid.UUID, set[Resource]]:
+    rows = await session.execute(
+        select(DeviceCursor.household_id, DeviceCursor.resource).where(
+            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True)
+        )
+    )
+    metered: dict[uuid.UUID, set[Resource]] = {}
+    for household_id, resource in rows.all():
+        metered.setdefault(household_id, set()).add(Resource(resource))
+    return metered

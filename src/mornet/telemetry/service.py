@@ -390,6 +390,19 @@ async def billed_totals_of(
     return use
 
 
+async def platform_use_since(session: AsyncSession, since: datetime) -> dict[Resource, Decimal]:
+    """Every household's billed use per resource since `since` (operators' summary)."""
+    metered = await repository.metered_households(session)
+    totals: dict[Resource, Decimal] = {r: Decimal(0) for r in Resource}
+    for household_id, resource, source, quantity in await repository.platform_use_since(
+        session, since
+    ):
+        billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
+        if source == billed:
+            totals[Resource(resource)] += quantity
+    return totals
+
+
 async def changes_since(
     session: AsyncSession, household_ids: Sequence[uuid.UUID], *, since: datetime
 ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:

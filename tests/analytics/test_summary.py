@@ -1,0 +1,81 @@
+"""The operators' summary: counts, use, GCC by where it is (read from the chain), deposits,
+withdrawals and trades."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mornet.chain.service import ChainHandle
+from mornet.db import utcnow
+from mornet.runtime import Runtime
+from tests.cost.helpers import region_with_a_change
+from tests.factories import user_with_token
+from tests.market.helpers import give, settle, trader
+from tests.telemetry.helpers import T0, plug, store_readings
+
+
+async def test_the_summary_counts_the_platform_and_reads_gcc_from_the_chain(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    region = await region_with_a_change(session)
+    seller = await trader(client, session, region)
+    buyer = await trader(client, session, region)
+    minutes = int((utcnow() - T0).total_seconds() // 60)
+    await store_readings(
+        runtime,
+        seller.household_id,
+        [plug(1, 1000.0, minutes=minutes - 3), plug(2, 1500.0, minutes=minutes - 1)],
+    )
+    await give(runtime, chain, str(seller.user_id), E="5")
+    await give(runtime, chain, str(buyer.user_id), GCC="100")
+    bought = await client.post(
+        "/api/market/purchases",
+        json={
+            "household_id": str(buyer.household_id),
+            "resource": "E",
+            "quantity": "2.5",
+            "idempotency_key": str(uuid.uuid4()),
+        },
+        headers=buyer.headers,
+    )
+    assert bought.status_code == 201, bought.text
+    for who, side, price in ((seller, "sell", "7"), (buyer, "buy", "7")):
+        placed = await client.post(
+            "/api/market/orders",
+            json={
+                "region": region,
+                "resource": "E",
+                "side": side,
+                "price": price,
+                "quantity": "2",
+                "idempotency_key": str(uuid.uuid4()),
+            },
+            headers=who.headers,
+        )
+        assert placed.status_code == 201, placed.text
+    await settle(runtime, chain)
+
+    operator, admin = await user_with_token(client, session, admin=True)
+    url = "/api/admin/analytics/summary"
+    assert (await client.get(url, headers=buyer.headers)).status_code == 403
+    answer = await client.get(url, headers=admin)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["users"] >= 3
+    assert body["households"]["total"] >= 2
+    assert body["households"]["with_agents"] == 0
+    assert Decimal(body["consumption"]["E"]["last_30_days"]) >= Decimal("0.5")
+    gcc = {k: (v if k == "source" else Decimal(v)) for k, v in body["gcc"].items()}
+    assert gcc["source"] == "chain"
+    assert gcc["total_supply"] == Decimal(await chain.total_supply("GCC")) / 10**18
+    assert gcc["in_market_reserve"] >= 20  # the purchase: 2.5 kWh at 8
+    assert gcc["in_wallets"] == (
+        gcc["total_supply"] - gcc["in_treasury"] - gcc["in_market_reserve"] - gcc["held"]
+    )
+    assert (body["trades"]["count"], Decimal(body["trades"]["volume"])) == (1, 14)
+    assert body["deposits"] == {"count": 0, "amount": "0"}
+    assert operator.id != seller.user_id
