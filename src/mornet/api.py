@@ -14,6 +14,7 @@ from mornet.accounts import endpoints as accounts_api
 from mornet.accounts import graphql as accounts_graphql
 from mornet.accounts import pages as accounts_pages
 from mornet.analytics import endpoints as analytics_api
+from mornet.analytics import pages as analytics_pages
 from mornet.bank import endpoints as bank_api
 from mornet.bank import graphql as bank_graphql
 from mornet.bank import pages as bank_pages
@@ -168,6 +169,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
 
     for pages in (
         identity_pages.router,
+        analytics_pages.router,
         accounts_pages.router,
         households_pages.router,
         tariffs_pages.router,

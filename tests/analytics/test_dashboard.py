@@ -60,6 +60,15 @@ async def test_the_dashboard_shows_own_households_wallet_and_prepaid_days(
         ("mint", "E", 7)
     ]
 
+    from tests.web.test_pages import page_login
+
+    await page_login(client, owner.email)
+    page = await client.get("/dashboard")
+    assert page.status_code == 200
+    assert '<strong data-days="E">70.0 days</strong>' in page.text
+    assert f'href="/households/{owner.household_id}"' in page.text
+    client.cookies.clear()
+
     _, stranger = await user_with_token(client, session)
     theirs = (await client.get("/api/dashboard", headers=stranger)).json()
     assert theirs["households"] == []

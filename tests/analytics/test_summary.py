@@ -79,3 +79,13 @@ async def test_the_summary_counts_the_platform_and_reads_gcc_from_the_chain(
     assert (body["trades"]["count"], Decimal(body["trades"]["volume"])) == (1, 14)
     assert body["deposits"] == {"count": 0, "amount": "0"}
     assert operator.id != seller.user_id
+
+    from tests.web.test_pages import page_login
+
+    await page_login(client, buyer.email)
+    assert (await client.get("/admin/analytics")).status_code == 403
+    client.cookies.clear()
+    await page_login(client, operator.email)
+    page = await client.get("/admin/analytics")
+    assert page.status_code == 200
+    assert '<td id="trades">1 · 14.00000 GCC</td>' in page.text
