@@ -89,19 +89,7 @@ async def purchase(
     """Buy prepaid units from the platform at the tariff of the household's region (the GCC
     goes to the market reserve, the units are minted). The same key answers 200 with the same
     purchase."""
-    deal, created = await service.purchase(
-        session,
-        handle,
-        actor=user,
-        household_id=body.household_id,
-        resource=body.resource,
-        quantity=body.quantity,
-        idempotency_key=body.idempotency_key,
-    )
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    [out] = await deals_out(session, [deal])
-    return out
+    return await _deal(service.purchase, body, user, session, handle, response)
 
 
 @router.post(
@@ -112,7 +100,19 @@ async def sell_back(
 ) -> DealOut:
     """Sell prepaid units back to the platform at the tariff less the spread (the units are
     burned, the GCC paid from the market reserve)."""
-    deal, created = await service.sell_back(
+    return await _deal(service.sell_back, body, user, session, handle, response)
+
+
+async def _deal(
+    act: service.DealAction,
+    body: DealRequest,
+    user: CurrentUser,
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    response: Response,
+) -> DealOut:
+    """A purchase or a sell-back; the same key answers 200 with the same deal."""
+    deal, created = await act(
         session,
         handle,
         actor=user,

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,6 +103,22 @@ async def _region_of_own(session: AsyncSession, actor: Actor, household_id: uuid
 
 
 # Purchases from the platform and sell-backs to it.
+
+
+class DealAction(Protocol):
+    """`purchase` or `sell_back`: routes, pages and GraphQL pass either one."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        handle: chain.ChainHandle | None,
+        *,
+        actor: Actor,
+        household_id: uuid.UUID,
+        resource: Resource,
+        quantity: Decimal,
+        idempotency_key: str,
+    ) -> tuple[MarketDeal, bool]: ...
 
 
 async def purchase(
@@ -363,8 +380,9 @@ async def _settle_fills(
     fills: Sequence[Fill],
 ) -> list[MarketTrade]:
     """Journal each fill as a trade and move what it takes from the orders' holds into the
-    trade's own holds (the seller's units, the buyer's GCC at the trade price) until the
-    batcher puts its transfers on chain (`batch_trades`)."""
+    trade's own holds — the seller's units, the buyer's GCC at the trade price, with no new
+    balance check since they were checked when first held — until the batcher puts its
+    transfers on chain (`batch_trades`)."""
     trades = []
     for fill in fills:
         maker = resting[fill.maker]
@@ -390,14 +408,14 @@ async def _settle_fills(
             operation_keys=[],
             created_at=utcnow(),
         )
-        await wallets.keep_held(
+        await wallets.hold_at(
             session,
             user_id=sell.user_id,
             token=taker.resource,
             units=fill.quantity * UNIT_BASE,
             reference=trade_hold(trade.id, taker.resource),
         )
-        await wallets.keep_held(
+        await wallets.hold_at(
             session,
             user_id=buy.user_id,
             token="GCC",

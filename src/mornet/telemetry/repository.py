@@ -188,17 +188,6 @@ async def hourly(
     ).all()
 
 
-async def metered_resources(session: AsyncSession, household_id: uuid.UUID) -> set[Resource]:
-    """The resources for which the household has entered main-meter indexes."""
-    rows = await session.scalars(
-        select(DeviceCursor.resource).where(
-            DeviceCursor.household_id == household_id,
-            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True),
-        )
-    )
-    return {Resource(r) for r in rows.all()}
-
-
 async def latest_reading(
     session: AsyncSession, household_id: uuid.UUID, resource: Resource
 ) -> Reading | None:
@@ -246,14 +235,15 @@ async def hourly_of_households(
 
 
 async def metered_resources_of(
-    session: AsyncSession, household_ids: Sequence[uuid.UUID]
+    session: AsyncSession, household_ids: Sequence[uuid.UUID] | None = None
 ) -> dict[uuid.UUID, set[Resource]]:
-    rows = await session.execute(
-        select(DeviceCursor.household_id, DeviceCursor.resource).where(
-            DeviceCursor.household_id.in_(household_ids),
-            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True),
-        )
+    """The resources each household has main-meter indexes for (every household's: None)."""
+    query = select(DeviceCursor.household_id, DeviceCursor.resource).where(
+        DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True)
     )
+    if household_ids is not None:
+        query = query.where(DeviceCursor.household_id.in_(household_ids))
+    rows = await session.execute(query)
     metered: dict[uuid.UUID, set[Resource]] = {}
     for household_id, resource in rows.all():
         metered.setdefault(household_id, set()).add(Resource(resource))
@@ -313,15 +303,3 @@ async def platform_use_since(
         .group_by(table.c.household_id, table.c.resource, table.c.source)
     )
     return [(h, r, s, q) for h, r, s, q in (await session.execute(query)).all()]
-
-
-async def metered_households(session: AsyncSession) -> dict[uuid.UUID, set[Resource]]:
-    rows = await session.execute(
-        select(DeviceCursor.household_id, DeviceCursor.resource).where(
-            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True)
-        )
-    )
-    metered: dict[uuid.UUID, set[Resource]] = {}
-    for household_id, resource in rows.all():
-        metered.setdefault(household_id, set()).add(Resource(resource))
-    return metered

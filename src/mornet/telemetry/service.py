@@ -340,8 +340,13 @@ async def household_readings(
 async def billed_sources(session: AsyncSession, household_id: uuid.UUID) -> dict[Resource, str]:
     """Which source is billed for each resource: the main meter where the household has one
     (it enters its indexes), else its plugs — never both, so no use is billed twice."""
-    metered = await repository.metered_resources(session, household_id)
-    return {r: METER if r in metered else PLUG for r in Resource}
+    metered = await repository.metered_resources_of(session, [household_id])
+    return {r: _billed(metered, household_id, r) for r in Resource}
+
+
+def _billed(metered: dict[uuid.UUID, set[Resource]], household_id: uuid.UUID, resource: str) -> str:
+    """The one rule: a resource with a main meter is billed from it, else from the plugs."""
+    return METER if Resource(resource) in metered.get(household_id, ()) else PLUG
 
 
 @dataclass(frozen=True)
@@ -367,7 +372,7 @@ async def billed_use_of(
     use: dict[uuid.UUID, list[Point]] = {h: [] for h in household_ids}
     rows = await repository.hourly_of_households(session, household_ids, start=start, end=end)
     for household_id, resource, source, hour, quantity in rows:
-        billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
+        billed = _billed(metered, household_id, resource)
         if source == billed:
             use[household_id].append(Point(hour, Resource(resource), quantity))
     return use
@@ -384,7 +389,7 @@ async def billed_totals_of(
     rows = await repository.totals_of_households(session, household_ids, start=start, end=end)
     print("ROWS", rows)
     for household_id, resource, source, first, last, total in rows:
-        billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
+        billed = _billed(metered, household_id, resource)
         if source == billed:
             use[household_id].append(Span(first, Resource(resource), total, last + HOUR))
     return use
@@ -392,12 +397,12 @@ async def billed_totals_of(
 
 async def platform_use_since(session: AsyncSession, since: datetime) -> dict[Resource, Decimal]:
     """Every household's billed use per resource since `since` (operators' summary)."""
-    metered = await repository.metered_households(session)
+    metered = await repository.metered_resources_of(session)
     totals: dict[Resource, Decimal] = {r: Decimal(0) for r in Resource}
     for household_id, resource, source, quantity in await repository.platform_use_since(
         session, since
     ):
-        billed = METER if Resource(resource) in metered.get(household_id, ()) else PLUG
+        billed = _billed(metered, household_id, resource)
         if source == billed:
             totals[Resource(resource)] += quantity
     return totals

@@ -144,16 +144,6 @@ async def place_hold(
     return hold
 
 
-async def keep_held(
-    session: AsyncSession, *, user_id: uuid.UUID, token: str, units: int, reference: str
-) -> None:
-    """Hold `units` that are already set aside elsewhere (part of another hold, moved here in
-    the same transaction): no balance check, since they were checked when first held."""
-    if units > 0 and await repository.hold_by_reference(session, reference) is None:
-        session.add(Hold(user_id=user_id, token=token, units=str(units), reference=reference))
-        await session.flush()
-
-
 async def hold_at(
     session: AsyncSession, *, user_id: uuid.UUID, token: str, units: int, reference: str
 ) -> None:
