@@ -7,6 +7,9 @@
         On top of it, the platform's minters run bounded batches (mint, burn, transfer for
         custodial wallets) identified by a 32-byte batch id. A batch id executes at most once,
         ever: a retried or replayed batch reverts instead of moving tokens twice.
+        The owner (the DAO treasury's Safe, once it exists) marks accounts as protected:
+        the minters' batches can never burn from or transfer out of them, so the operator
+        key that runs routine work cannot touch the treasury's tokens.
 """
 
 from ethereum.ercs import IERC20
@@ -21,7 +24,29 @@ initializes: ow
 from snekmate.tokens import erc20
 initializes: erc20[ownable := ow]
 
-exports: erc20.__interface__
+# Everything of erc20 except `transfer_ownership`, which is redefined below.
+exports: (
+    erc20.DOMAIN_SEPARATOR,
+    erc20.allowance,
+    erc20.approve,
+    erc20.balanceOf,
+    erc20.burn,
+    erc20.burn_from,
+    erc20.decimals,
+    erc20.eip712Domain,
+    erc20.is_minter,
+    erc20.mint,
+    erc20.name,
+    erc20.nonces,
+    erc20.owner,
+    erc20.permit,
+    erc20.renounce_ownership,
+    erc20.set_minter,
+    erc20.symbol,
+    erc20.totalSupply,
+    erc20.transfer,
+    erc20.transferFrom,
+)
 
 
 # @dev The most accounts one batch may touch, so a batch always fits in a block.
@@ -30,11 +55,19 @@ MAX_BATCH: public(constant(uint256)) = 256
 # @dev Batch ids that already executed.
 batch_executed: public(HashMap[bytes32, bool])
 
+# @dev Accounts the minters' batches may not debit (the treasury).
+protected: public(HashMap[address, bool])
+
 
 event BatchExecuted:
     batch_id: indexed(bytes32)
     kind: uint8
     size: uint256
+
+
+event ProtectionChanged:
+    account: indexed(address)
+    protected: bool
 
 
 KIND_MINT: constant(uint8) = 1
@@ -47,6 +80,30 @@ KIND_TRANSFER: constant(uint8) = 3
 def __init__(name_: String[25], symbol_: String[5]):
     ow.__init__()
     erc20.__init__(name_, symbol_, 18, "MorNet", "1")
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """
+    @dev Hands the contract to `new_owner` (the treasury's Safe), which becomes a minter too.
+         Unlike snekmate's version, the previous owner keeps its minter role: the operator
+         goes on running the routine batches, and the new owner can revoke it by proposal.
+    """
+    ow._check_owner()
+    assert new_owner != empty(address), "mornet: new owner is the zero address"
+    ow._transfer_ownership(new_owner)
+    erc20.is_minter[new_owner] = True
+    log erc20.RoleMinterChanged(minter=new_owner, status=True)
+
+
+@external
+def set_protected(account: address, protected_: bool):
+    """
+    @dev Owner only: whether the minters' batches may debit `account`.
+    """
+    ow._check_owner()
+    self.protected[account] = protected_
+    log ProtectionChanged(account=account, protected=protected_)
 
 
 @internal
@@ -77,6 +134,7 @@ def burn_batch(batch_id: bytes32, accounts: DynArray[address, MAX_BATCH], amount
     assert len(accounts) == len(amounts), "mornet: length mismatch"
     self._open_batch(batch_id, len(accounts), KIND_BURN)
     for i: uint256 in range(len(accounts), bound=MAX_BATCH):
+        assert not self.protected[accounts[i]], "mornet: the account is protected"
         erc20._burn(accounts[i], amounts[i])
 
 
@@ -94,4 +152,5 @@ def transfer_batch(
     assert len(senders) == len(amounts) and len(receivers) == len(amounts), "mornet: length mismatch"
     self._open_batch(batch_id, len(senders), KIND_TRANSFER)
     for i: uint256 in range(len(senders), bound=MAX_BATCH):
+        assert not self.protected[senders[i]], "mornet: the account is protected"
         erc20._transfer(senders[i], receivers[i], amounts[i])

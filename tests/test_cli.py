@@ -101,3 +101,36 @@ def test_chain_deploy_then_status_on_a_configured_node(
     settled = run_cli("settle", env=env)
     assert settled.returncode == 0, settled.stderr
     assert json.loads(settled.stdout) == {"settled": 0}  # no household yet: nothing is due
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_treasury_create_makes_a_safe_of_operators_and_an_external_key_once(
+    database_url: str, tmp_path: Path, anvil: object
+) -> None:
+    from eth_account import Account
+
+    from mornet.chain.node import LocalNode
+
+    assert isinstance(anvil, LocalNode)
+    env = {
+        "MORNET_DATA_DIR": str(tmp_path / "data"),
+        "MORNET_DATABASE_URL": database_url,
+        "MORNET_CHAIN_RPC_URL": anvil.rpc_url,
+    }
+    for email in ("ops1@example.com", "ops2@example.com"):
+        made = run_cli("admin", "create", "--email", email, "--password", "operator-pass", env=env)
+        assert made.returncode == 0, made.stderr
+    external = Account.create().address
+    owners = ["--owner", "ops1@example.com", "--owner", "ops2@example.com", "--owner", external]
+    created = run_cli("treasury", "create", *owners, "--threshold", "2", env=env)
+    assert created.returncode == 0, created.stderr
+    treasury = json.loads(created.stdout)
+    assert treasury["status"] == "active"
+    assert treasury["threshold"] == 2
+    assert external in treasury["owners"]
+    assert len(treasury["owners"]) == 3
+    again = run_cli("treasury", "create", "--owner", external, "--threshold", "1", env=env)
+    assert again.returncode == 2
+    assert "already has a treasury" in again.stderr
+    plain = run_cli("treasury", "create", "--owner", "nobody@example.com", env=env)
+    assert plain.returncode == 2

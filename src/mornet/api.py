@@ -47,6 +47,9 @@ from mornet.telemetry import endpoints as telemetry_api
 from mornet.telemetry import pages as telemetry_pages
 from mornet.tokens import endpoints as tokens_api
 from mornet.tokens import pages as tokens_pages
+from mornet.treasury import endpoints as treasury_api
+from mornet.treasury import graphql as treasury_graphql
+from mornet.treasury import pages as treasury_pages
 from mornet.wallets import endpoints as wallets_api
 from mornet.wallets import graphql as wallets_graphql
 from mornet.wallets import pages as wallets_pages
@@ -63,6 +66,7 @@ def build_graphql_schema() -> Schema:
             households_graphql.HouseholdsQuery,
             market_graphql.MarketQuery,
             tariffs_graphql.TariffsQuery,
+            treasury_graphql.TreasuryQuery,
             wallets_graphql.WalletsQuery,
         ),
     )
@@ -75,6 +79,7 @@ def build_graphql_schema() -> Schema:
             households_graphql.HouseholdsMutation,
             market_graphql.MarketMutation,
             tariffs_graphql.TariffsMutation,
+            treasury_graphql.TreasuryMutation,
             wallets_graphql.WalletsMutation,
         ),
     )
@@ -116,6 +121,9 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
             runtime.start_bank_reconciler()
             runtime.start_settlement()
             runtime.start_market()
+            runtime.start_treasury()
+        if simulate:
+            await runtime.create_demo_treasury()
         if runtime.telemetry is None:
             await runtime.start_telemetry(simulate=simulate)
         yield
@@ -152,6 +160,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         market_api.router,
         tariffs_api.router,
         tokens_api.router,
+        treasury_api.router,
         wallets_api.router,
         telemetry_api.router,
     ):
@@ -177,6 +186,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         bank_pages.router,
         market_pages.router,
         tokens_pages.router,
+        treasury_pages.router,
         telemetry_pages.router,
     ):
         app.include_router(pages)

@@ -22,9 +22,11 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Operator accounts.", no_args_is_help=True)
 chain_app = typer.Typer(help="Token contracts and the chain.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print what they measured.", no_args_is_help=True)
+treasury_app = typer.Typer(help="The DAO treasury (a Safe).", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(chain_app, name="chain")
 app.add_typer(bench_app, name="bench")
+app.add_typer(treasury_app, name="treasury")
 console = Console(stderr=True)
 T = TypeVar("T")
 
@@ -230,6 +232,57 @@ def chain_status() -> None:
         }
 
     print(json.dumps(_with_runtime(status)))
+
+
+@treasury_app.command("create")
+def treasury_create(
+    owner: Annotated[
+        list[str],
+        typer.Option(help="An owner: an operator's email or user id, or an external address."),
+    ],
+    threshold: Annotated[int, typer.Option(help="Confirmations a proposal needs.")] = 2,
+    wait_seconds: Annotated[float, typer.Option(help="How long to wait for the chain.")] = 300,
+) -> None:
+    """Create the chain's treasury once: deploy the Safe contracts the chain lacks, a Safe with
+    these owners and threshold, and hand it the token and parameter contracts. Waits until it
+    is active and prints it as JSON."""
+
+    async def create(runtime: Runtime) -> dict[str, object]:
+        from mornet.db import unit_of_work
+        from mornet.errors import MornetError
+        from mornet.treasury import service as treasury
+
+        handle = await runtime.start_chain(run_submitter=True)
+        try:
+            async with unit_of_work(runtime.sessions) as session:
+                await treasury.create(
+                    session, handle, owners=owner, threshold=threshold, actor_id=None
+                )
+        except MornetError as exc:
+            raise _fail(exc.message) from exc
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while True:
+            async with unit_of_work(runtime.sessions) as session:
+                found = await treasury.advance(session, handle)
+            assert found is not None
+            if found.status != treasury.TreasuryStatus.CREATING:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise _fail("the treasury's transactions did not confirm in time")
+            await asyncio.sleep(0.5)
+        return {
+            "status": found.status,
+            "safe": found.safe,
+            "owners": found.owners,
+            "threshold": found.threshold,
+            "parameters": found.parameters,
+            "error": found.error,
+        }
+
+    result = _with_runtime(create)
+    print(json.dumps(result))
+    if result["status"] != "active":
+        raise typer.Exit(1)
 
 
 @app.command()

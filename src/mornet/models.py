@@ -14,4 +14,5 @@ def import_all_models() -> None:
     from mornet.tariffs import models as tariffs  # noqa: F401
     from mornet.telemetry import models as telemetry  # noqa: F401
     from mornet.tokens import models as tokens  # noqa: F401
+    from mornet.treasury import models as treasury  # noqa: F401
     from mornet.wallets import models as wallets  # noqa: F401

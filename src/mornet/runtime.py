@@ -47,6 +47,7 @@ from mornet.outbox import Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
 from mornet.telemetry.runtime import Telemetry, start_telemetry
 from mornet.tokens import service as tokens_service
+from mornet.treasury import service as treasury_service
 from mornet.wallets import service as wallets
 
 log = structlog.get_logger(__name__)
@@ -132,7 +133,16 @@ class Runtime:
             elif self.bank is not None and follow_up == bank_service.Next.MINT:
                 set_after_commit(session, self.bank.mints_due)
 
+        async def treasury_operation_finished(
+            session: AsyncSession, event: OperationFinished
+        ) -> None:
+            if treasury_service.is_treasury_key(event.idempotency_key):
+                await treasury_service.advance(session, self.chain)
+
         return [
+            Subscription(
+                "treasury.chain-operations", OperationFinished, treasury_operation_finished
+            ),
             Subscription("bank.mint-deposits", DepositConfirmed, mint_for_deposit),
             Subscription("bank.burn-refunds", DepositRefunded, burn_for_refund),
             Subscription("bank.burn-paid-withdrawals", WithdrawalPaid, burn_paid_withdrawal),
@@ -196,6 +206,47 @@ class Runtime:
             )
         )
 
+    def start_treasury(self, *, every_seconds: float = 2) -> None:
+        """Take the treasury through its creation and its proposals' executions (the chain
+        operations' events do it too; this catches up after a restart), and keep the
+        governed parameters equal to the chain's."""
+        self._tasks.append(
+            asyncio.create_task(self._treasury_forever(every_seconds), name="treasury")
+        )
+
+    async def _treasury_forever(self, every_seconds: float) -> None:
+        synced = False
+        while True:
+            try:
+                async with unit_of_work(self.sessions) as session:
+                    await treasury_service.advance(session, self.chain)
+                    if not synced:
+                        await treasury_service.sync_parameters(session, self.chain)
+                        synced = True
+            except Exception:
+                log.exception("treasury.advance_failed")
+            await asyncio.sleep(every_seconds)
+
+    async def create_demo_treasury(self, operators: int = 3, threshold: int = 2) -> list[str]:
+        """`mornet up --simulate`: demo operators (operator1@example.org … with the password
+        `operatorN-password`) owning a 2-of-3 treasury, unless one exists. Returns their emails."""
+        emails = [f"operator{n}@example.org" for n in range(1, operators + 1)]
+        async with unit_of_work(self.sessions) as session:
+            for n, email in enumerate(emails, start=1):
+                existing = await identity.user_by_email(session, email)
+                user = existing or await identity.ensure_admin(
+                    session,
+                    email=email,
+                    password=f"operator{n}-password",
+                    full_name=f"Operator {n}",
+                )
+                await wallets.open_missing_wallets(session, user_ids=[user.id], cipher=self.cipher)
+            if self.chain is not None and not await treasury_service.is_governed(session):
+                await treasury_service.create(
+                    session, self.chain, owners=emails, threshold=threshold, actor_id=None
+                )
+        return emails
+
     def start_settlement(self, *, every_seconds: float = 60) -> None:
         """Settle closed household periods every `every_seconds` (each run is idempotent)."""
         self._tasks.append(
@@ -212,7 +263,9 @@ class Runtime:
                 now=utcnow(),
                 length=settings.settlement_period,
                 grace=timedelta(minutes=settings.settlement_grace_minutes),
-                treasury=settings.treasury_address or tokens_service.TREASURY_FALLBACK,
+                treasury=await treasury_service.revenue_address(
+                    session, self.chain, settings.treasury_address
+                ),
             )
         return len(settled)
 

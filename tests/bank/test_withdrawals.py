@@ -24,6 +24,7 @@ from mornet.chain.service import ChainHandle
 from mornet.db import unit_of_work
 from mornet.runtime import Runtime
 from mornet.tokens import service as tokens
+from mornet.treasury import service as treasury
 from mornet.wallets import service as wallets
 from tests.bank import flows
 from tests.cost.helpers import OPENED, household_with_use
@@ -381,7 +382,7 @@ async def _settle_on_2_november(runtime: Runtime, chain: ChainHandle) -> None:
             now=datetime(2026, 11, 2, 12, tzinfo=UTC),
             length="day",
             grace=timedelta(minutes=15),
-            treasury=tokens.TREASURY_FALLBACK,
+            treasury=treasury.FALLBACK_ADDRESS,
         )
 
 

@@ -137,19 +137,46 @@ async def test_the_owner_grants_and_revokes_minters(token: Token) -> None:
     assert await token.balance(minter.address) == UNIT
 
 
-async def test_ownership_handover_moves_the_minter_role(token: Token) -> None:
+async def test_the_new_owner_decides_and_the_old_one_keeps_only_its_minter_role(
+    token: Token,
+) -> None:
     treasury = await funded(token)
     operator = token.client.operator
     await token.send(operator, "transfer_ownership", treasury.address)
     functions = token.contract.functions
     assert await functions.owner().call() == treasury.address
-    assert await functions.is_minter(operator.address).call() is False
+    assert await functions.is_minter(treasury.address).call() is True
+    # The operator goes on minting for routine work, but no longer decides who may.
+    assert await functions.is_minter(operator.address).call() is True
+    await token.send(operator, "mint_batch", batch(1), [operator.address], [UNIT])
+    with pytest.raises(ContractLogicError, match="caller is not the owner"):
+        await token.send(operator, "set_minter", Account.create().address, True)
+    with pytest.raises(ContractLogicError, match="caller is not the owner"):
+        await token.send(operator, "set_protected", operator.address, False)
+    # The new owner revokes it.
+    await token.send(treasury, "set_minter", operator.address, False)
     with pytest.raises(ContractLogicError, match="access is denied"):
-        await token.send(operator, "mint_batch", batch(1), [operator.address], [UNIT])
-    await token.send(treasury, "set_minter", operator.address, True)
-    before = await functions.balanceOf(operator.address).call()
-    await token.send(operator, "mint_batch", batch(2), [operator.address], [UNIT])
-    assert await functions.balanceOf(operator.address).call() == before + UNIT
+        await token.send(operator, "mint_batch", batch(2), [operator.address], [UNIT])
+
+
+async def test_minters_batches_never_debit_a_protected_account(token: Token) -> None:
+    treasury = await funded(token)
+    operator = token.client.operator
+    receiver = Account.create().address
+    await token.send(operator, "mint_batch", batch(1), [treasury.address], [5 * UNIT])
+    await token.send(operator, "set_protected", treasury.address, True)
+    assert await token.contract.functions.protected(treasury.address).call() is True
+    with pytest.raises(ContractLogicError, match="the account is protected"):
+        await token.send(
+            operator, "transfer_batch", batch(2), [treasury.address], [receiver], [UNIT]
+        )
+    with pytest.raises(ContractLogicError, match="the account is protected"):
+        await token.send(operator, "burn_batch", batch(3), [treasury.address], [UNIT])
+    # Paying into it is fine, and the account itself still spends its own tokens.
+    await token.send(operator, "mint_batch", batch(4), [treasury.address], [UNIT])
+    await token.send(treasury, "transfer", receiver, 2 * UNIT)
+    assert await token.balance(treasury.address) == 4 * UNIT
+    assert await token.balance(receiver) == 2 * UNIT
 
 
 async def test_batches_are_bounded_and_consistent(token: Token) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from eth_account import Account
 from hexbytes import HexBytes
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -427,3 +428,29 @@ async def test_every_operation_is_announced_once_when_final_with_its_outcome(
     assert announced["cancelled"]["status"] == "failed"
     assert announced["cancelled"]["operation_id"] == str(cancelled.id)
     assert announced["cancelled"]["error"] == "the user was blocked"
+
+
+async def test_a_token_with_moves_but_no_recorded_contract_is_never_silently_replaced(
+    runtime: Runtime, chain: ChainHandle, session: AsyncSession
+) -> None:
+    from sqlalchemy import delete
+
+    from mornet.chain.models import ChainDeployment
+
+    async with unit_of_work(runtime.sessions) as tx:
+        await chain_service.request(
+            tx,
+            chain,
+            token="E",
+            kind=OperationKind.MINT,
+            moves=[chain_service.Move(amount=10**18, receiver=Account.create().address)],
+            idempotency_key=f"test:{uuid.uuid4()}",
+        )
+    await chain.submitter.drain()
+    async with unit_of_work(runtime.sessions) as tx:
+        await tx.execute(delete(ChainDeployment).where(ChainDeployment.token.in_(["E", "H"])))
+    with pytest.raises(chain_service.ChainStateMismatch, match="E has recorded moves"):
+        async with unit_of_work(runtime.sessions) as tx:
+            await chain_service.ensure_deployed(tx, chain.client)
+    async with runtime.sessions() as fresh:
+        assert "E" not in await chain_service.contract_addresses(fresh, chain.chain_id)

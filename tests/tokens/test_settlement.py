@@ -24,6 +24,7 @@ from mornet.db import unit_of_work
 from mornet.runtime import Runtime
 from mornet.tokens import service as tokens
 from mornet.tokens.models import ArrearsPayment, Settlement, SettlementAdjustment
+from mornet.treasury import service as treasury
 from mornet.wallets import service as wallets
 from tests.chain.test_contracts import Token, batch
 from tests.cost.helpers import OPENED, household_with_use
@@ -32,7 +33,7 @@ from tests.telemetry.helpers import plug, store_readings
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 3, tzinfo=UTC)  # 1 and 2 November (Moscow) are closed
-TREASURY = tokens.TREASURY_FALLBACK
+TREASURY = treasury.FALLBACK_ADDRESS
 WEI = Decimal(10**18)
 
 

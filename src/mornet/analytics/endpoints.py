@@ -10,7 +10,7 @@ from mornet.chain.dependencies import ChainDep
 from mornet.dependencies import SessionDep, SettingsDep
 from mornet.errors import answers
 from mornet.identity.auth import AdminUser, CurrentUser
-from mornet.tokens import service as tokens
+from mornet.treasury import service as treasury
 
 router = APIRouter(tags=["analytics"])
 
@@ -30,5 +30,7 @@ async def summary(
     """Users, households, use today and over 30 days, GCC in circulation by where it is (read
     from the chain), deposits, withdrawals and trades."""
     return await service.summary(
-        session, handle, treasury=settings.treasury_address or tokens.TREASURY_FALLBACK
+        session,
+        handle,
+        treasury=await treasury.revenue_address(session, handle, settings.treasury_address),
     )

@@ -10,7 +10,7 @@ from mornet.chain.dependencies import ChainDep
 from mornet.dependencies import SessionDep, SettingsDep
 from mornet.errors import MornetError
 from mornet.identity.auth import PageAdmin, PageUser
-from mornet.tokens import service as tokens
+from mornet.treasury import service as treasury
 from mornet.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +33,9 @@ async def summary(
 ) -> Response:
     try:
         figures = await service.summary(
-            session, chain, treasury=settings.treasury_address or tokens.TREASURY_FALLBACK
+            session,
+            chain,
+            treasury=await treasury.revenue_address(session, chain, settings.treasury_address),
         )
         error = None
     except MornetError as exc:

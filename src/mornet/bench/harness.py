@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -117,10 +117,14 @@ async def scratch_chain() -> AsyncIterator[LocalNode]:
 
 @contextmanager
 def running_platform(
-    data_dir: Path, *, admin: tuple[str, str], env: dict[str, str] | None = None
+    data_dir: Path,
+    *,
+    admin: tuple[str, str],
+    env: dict[str, str] | None = None,
+    up_args: Sequence[str] = (),
 ) -> Iterator[str]:
-    """A real `mornet up` process on embedded defaults (plus `env`), with an admin account,
-    its data in `data_dir`; yields its base URL."""
+    """A real `mornet up` process on embedded defaults (plus `env`, and `up_args` such as
+    `--simulate 1`), with an admin account, its data in `data_dir`; yields its base URL."""
     inherited = {k: v for k, v in os.environ.items() if k != "MORNET_DATABASE_URL"}
     env = {
         **inherited,
@@ -152,7 +156,7 @@ def running_platform(
     port = free_port()
     log = (data_dir / "up.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mornet", "up", "--port", str(port)],
+        [sys.executable, "-m", "mornet", "up", "--port", str(port), *up_args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

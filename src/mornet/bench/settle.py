@@ -31,6 +31,7 @@ from mornet.resources import Resource
 from mornet.telemetry import service as telemetry
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading
 from mornet.tokens import service as tokens
+from mornet.treasury import service as treasury
 from mornet.wallets import service as wallets
 
 REGION = "RU-MOW"
@@ -165,7 +166,7 @@ async def run_settle_benchmark(
                         now=day[1] + timedelta(minutes=15),
                         length="day",
                         grace=timedelta(minutes=15),
-                        treasury=tokens.TREASURY_FALLBACK,
+                        treasury=treasury.FALLBACK_ADDRESS,
                         limit=households_count,
                     )
                 committed_seconds = time.perf_counter() - started

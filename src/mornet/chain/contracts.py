@@ -8,7 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-CONTRACT_SOURCE = "MornetToken.vy"
+TOKEN_SOURCE = "MornetToken.vy"  # noqa: S105  (a file name)
+PARAMETERS_SOURCE = "Parameters.vy"
 
 # symbol → on-chain name (snekmate allows 25 characters for a name, 5 for a symbol).
 TOKENS: dict[str, str] = {
@@ -37,14 +38,23 @@ def contracts_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "contracts"
 
 
-@lru_cache(maxsize=1)
 def compiled_token() -> CompiledContract:
+    return compiled(TOKEN_SOURCE)
+
+
+def compiled_parameters() -> CompiledContract:
+    """The governed parameters' contract (owned by the treasury's Safe)."""
+    return compiled(PARAMETERS_SOURCE)
+
+
+@lru_cache(maxsize=4)
+def compiled(source_name: str) -> CompiledContract:
     from vyper.compiler import compile_from_file_input
     from vyper.compiler.input_bundle import FilesystemInputBundle
 
     search_paths = [contracts_dir(), *(Path(p) for p in sys.path if p)]
     bundle = FilesystemInputBundle(search_paths)
-    source = bundle.load_file(CONTRACT_SOURCE)
+    source = bundle.load_file(source_name)
     output = compile_from_file_input(
         source, input_bundle=bundle, output_formats=["abi", "bytecode"]
     )

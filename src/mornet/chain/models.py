@@ -27,6 +27,10 @@ class OperationKind(StrEnum):
     MINT = "mint"
     BURN = "burn"
     TRANSFER = "transfer"
+    CALL = "call"
+    """Any other transaction of the operator key (a Safe's execution, a deployment, an
+    owner-only call): `call_to`/`call_data` say what it is; `items` the token moves it
+    causes, if any, so histories and reconciliation see them."""
 
 
 class OperationStatus(StrEnum):
@@ -65,6 +69,11 @@ class ChainOperation(UUIDPrimaryKey, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(1000), default=None)
     requested_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    call_to: Mapped[str | None] = mapped_column(String(42), default=None)
+    """A call's contract (None with `call_data`: a contract creation)."""
+    call_data: Mapped[str | None] = mapped_column(Text, default=None)
+    created_address: Mapped[str | None] = mapped_column(String(42), default=None)
+    """The contract a creation made, from its receipt."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -141,3 +141,17 @@ async def operations_on_chain(session: AsyncSession, chain_id: int) -> Sequence[
         ChainOperation.chain_id == chain_id, ChainOperation.status != OperationStatus.FAILED
     )
     return (await session.scalars(query)).all()
+
+
+async def has_moves_of_token(session: AsyncSession, chain_id: int, token: str) -> bool:
+    """Whether any move of `token` on this chain is confirmed or in flight."""
+    query = (
+        select(ChainOperation.id)
+        .where(
+            ChainOperation.chain_id == chain_id,
+            ChainOperation.token == token,
+            ChainOperation.status != OperationStatus.FAILED,
+        )
+        .limit(1)
+    )
+    return (await session.scalar(query)) is not None

@@ -76,7 +76,9 @@ def batch_id_for(idempotency_key: str) -> str:
 
 
 async def ensure_deployed(session: AsyncSession, client: ChainClient) -> dict[str, str]:
-    """The token contracts on this chain, deploying what is missing (first start)."""
+    """The token contracts on this chain, deploying what is missing (first start). It never
+    replaces a contract: a recorded one that is gone, or a missing record of a token that
+    has moves, stops the start with the reason."""
     recorded = {d.token: d for d in await repository.deployments(session, client.chain_id)}
     for deployment in recorded.values():
         if not await client.has_code(deployment.address):
@@ -88,6 +90,13 @@ async def ensure_deployed(session: AsyncSession, client: ChainClient) -> dict[st
     for symbol, name in TOKENS.items():
         if symbol in recorded:
             continue
+        if await repository.has_moves_of_token(session, client.chain_id, symbol):
+            # Its holders' balances live in a contract this database forgot: a new one would
+            # silently replace it (and start everyone at zero).
+            raise ChainStateMismatch(
+                f"{symbol} has recorded moves on chain {client.chain_id} but no recorded "
+                "contract: restore its deployment record instead of deploying a new one",
+            )
         address, tx_hash = await client.deploy_token(name, symbol)
         deployment = ChainDeployment(
             chain_id=client.chain_id,
@@ -106,10 +115,21 @@ async def contract_addresses(session: AsyncSession, chain_id: int) -> dict[str, 
     return {d.token: d.address for d in await repository.deployments(session, chain_id)}
 
 
-def _request_hash(token: str, kind: OperationKind, moves: Sequence[Move]) -> str:
-    canonical = json.dumps(
-        {"token": token, "kind": str(kind), "items": [m.as_item() for m in moves]}, sort_keys=True
-    )
+Call = tuple[str | None, bytes]
+"""A call's contract (None: a creation) and its data."""
+
+
+def _request_hash(
+    token: str, kind: OperationKind, moves: Sequence[Move], call: Call | None = None
+) -> str:
+    content: dict[str, Any] = {
+        "token": token,
+        "kind": str(kind),
+        "items": [m.as_item() for m in moves],
+    }
+    if call is not None:
+        content["call"] = [call[0], call[1].hex()]
+    canonical = json.dumps(content, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -123,18 +143,20 @@ async def enqueue(
     moves: Sequence[Move],
     idempotency_key: str,
     requested_by: uuid.UUID | None = None,
+    call: Call | None = None,
 ) -> tuple[ChainOperation, bool]:
     """Record an operation once per idempotency key. Returns (operation, created). The same
-    key with the same content returns the first operation; with other content it is refused."""
-    if token not in TOKENS:
+    key with the same content returns the first operation; with other content it is refused.
+    A call (kind CALL) may move no tokens; a token move names a token and 1 to 256 moves."""
+    if token not in (TOKENS if call is None else {"", *TOKENS}):
         raise ValidationFailed(
             f"unknown token {token!r}: one of {', '.join(TOKENS)}", code="unknown_token"
         )
-    if not 0 < len(moves) <= MAX_BATCH:
+    if not (0 if call is not None else 1) <= len(moves) <= MAX_BATCH:
         raise ValidationFailed(f"a batch moves 1 to {MAX_BATCH} accounts", code="batch_size")
     if not idempotency_key.strip():
         raise ValidationFailed("an idempotency key is required", code="idempotency_key_missing")
-    digest = _request_hash(token, kind, moves)
+    digest = _request_hash(token, kind, moves, call)
     existing = await repository.operation_by_key(session, idempotency_key)
     if existing is not None:
         if existing.request_hash != digest:
@@ -152,6 +174,8 @@ async def enqueue(
         signer=signer,
         attempts=0,
         requested_by=requested_by,
+        call_to=call[0] if call is not None else None,
+        call_data="0x" + call[1].hex() if call is not None else None,
         created_at=utcnow(),
     )
     parties = {a for m in moves for a in (m.sender, m.receiver) if a}
@@ -302,6 +326,7 @@ async def request(
     moves: Sequence[Move],
     idempotency_key: str,
     requested_by: uuid.UUID | None = None,
+    call: Call | None = None,
 ) -> tuple[ChainOperation, bool]:
     """The one way other contexts move tokens: record the operation (once per idempotency
     key) in the caller's transaction, and wake the submitter once that transaction commits —
@@ -317,10 +342,38 @@ async def request(
         moves=moves,
         idempotency_key=idempotency_key,
         requested_by=requested_by,
+        call=call,
     )
     if created:
         set_after_commit(session, handle.submitter.wake)
     return operation, created
+
+
+async def request_call(
+    session: AsyncSession,
+    handle: ChainHandle | None,
+    *,
+    to: str | None,
+    data: bytes,
+    idempotency_key: str,
+    token: str = "",
+    effects: Sequence[Move] = (),
+    requested_by: uuid.UUID | None = None,
+) -> tuple[ChainOperation, bool]:
+    """Any other transaction of the operator key (`to` None: a contract creation), through
+    the same outbox as the token moves, so it shares their nonce sequence and is sent exactly
+    once per idempotency key. `effects` are the `token` moves the call causes (a Safe paying
+    out), recorded so that histories and reconciliation see them. Returns (operation, created)."""
+    return await request(
+        session,
+        handle,
+        token=token,
+        kind=OperationKind.CALL,
+        moves=effects,
+        idempotency_key=idempotency_key,
+        requested_by=requested_by,
+        call=(to, data),
+    )
 
 
 def _entries(operation: ChainOperation, address: str) -> list[AddressEntry]:
@@ -332,7 +385,12 @@ def _entries(operation: ChainOperation, address: str) -> list[AddressEntry]:
         entries.append(
             AddressEntry(
                 operation_id=operation.id,
-                kind=str(operation.kind),
+                # A call's token effect is a transfer (a Safe paying out).
+                kind=str(
+                    OperationKind.TRANSFER
+                    if operation.kind == OperationKind.CALL
+                    else operation.kind
+                ),
                 token=operation.token,
                 direction="out" if outgoing else "in",
                 amount=from_base_units(int(item["amount"])),

@@ -19,6 +19,7 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import cast
 
 import structlog
 from eth_abi.exceptions import EncodingError
@@ -156,6 +157,13 @@ class Submitter:
         receivers = [to_checksum(i["to"]) for i in operation.items]
         return token.functions.transfer_batch(batch_id, senders, receivers, amounts)
 
+    def _raw_call(self, operation: ChainOperation) -> TxParams:
+        """A call's transaction fields (no `to`: a contract creation)."""
+        raw: TxParams = {"from": self.signer, "data": HexBytes(operation.call_data or "0x")}
+        if operation.call_to is not None:
+            raw["to"] = self.client.w3.to_checksum_address(operation.call_to)
+        return raw
+
     async def _still_hold_lease(self, session: AsyncSession) -> bool:
         """Renew the lease inside the caller's transaction, only if it is still ours. As a
         write it locks the lease row (PostgreSQL) or the database (SQLite) until the caller
@@ -178,6 +186,8 @@ class Submitter:
         log.warning("chain.operation_failed", id=str(operation.id), error=operation.error)
 
     async def _executed_on_chain(self, operation: ChainOperation) -> bool:
+        if operation.kind == OperationKind.CALL:
+            return False  # a call carries no batch id; its contract guards a replay
         token = self.client.token(self.contracts[operation.token])
         executed: bool = await token.functions.batch_executed(HexBytes(operation.batch_id)).call()
         return executed
@@ -200,13 +210,19 @@ class Submitter:
             if not queued:
                 return None
             operation = queued[0]
+            call: AsyncContractFunction | None = None
             try:
-                call = self._call(operation)
+                if operation.kind != OperationKind.CALL:
+                    call = self._call(operation)
             except _UNENCODABLE as exc:
                 await self._fail(session, operation, f"the operation cannot be encoded: {exc}")
                 return operation.id
             try:
-                gas = await call.estimate_gas({"from": self.signer}, block_identifier="pending")
+                if call is None:
+                    raw_call = self._raw_call(operation)
+                    gas = await self.client.w3.eth.estimate_gas(raw_call, "pending")
+                else:
+                    gas = await call.estimate_gas({"from": self.signer}, block_identifier="pending")
             except ContractLogicError as exc:
                 if await self._executed_on_chain(operation):
                     # Another submitter's transaction already carried this batch.
@@ -228,7 +244,11 @@ class Submitter:
                 "gasPrice": await self.client.w3.eth.gas_price,
                 "chainId": self.client.chain_id,
             }
-            tx = await call.build_transaction(params)
+            tx: TxParams = (
+                cast(TxParams, {**params, **raw_call})
+                if call is None
+                else await call.build_transaction(params)
+            )
             signed = self.client.operator.sign_transaction(tx)  # type: ignore[arg-type]
             # The RPC calls above may have taken as long as the lease: sign only if the key
             # is still ours, and only if no one else moved the operation on meanwhile.
@@ -326,6 +346,8 @@ class Submitter:
                 if head - receipt["blockNumber"] < self.confirmations:
                     continue
                 operation.block_number = receipt["blockNumber"]
+                if receipt.get("contractAddress"):
+                    operation.created_address = str(receipt["contractAddress"])
                 if receipt["status"] == 1:
                     await finish(session, operation, OperationStatus.CONFIRMED)
                 elif await self._executed_on_chain(operation):

@@ -12,7 +12,7 @@ from mornet.chain import service as chain
 from mornet.chain.dependencies import ChainDep
 from mornet.dependencies import SessionDep
 from mornet.errors import answers
-from mornet.identity.auth import CurrentUser
+from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.market import service
 from mornet.market.models import MarketDeal, MarketOrder, MarketTrade
 from mornet.market.schemas import (
@@ -23,6 +23,8 @@ from mornet.market.schemas import (
     LevelOut,
     OrderOut,
     OrderRequest,
+    ReserveSweep,
+    ReserveSweepOut,
     TradeOut,
 )
 from mornet.market.service import amount
@@ -219,3 +221,24 @@ async def trades(
         for t in found
     ]
     return page_of(items, total, page)
+
+
+@router.post(
+    "/admin/market/reserve/sweep",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=answers(404, 409, 503),
+)
+async def sweep_reserve(
+    body: ReserveSweep, admin: AdminUser, session: SessionDep, handle: ChainDep
+) -> ReserveSweepOut:
+    """Move GCC the market reserve does not need to the treasury's Safe (the same key again
+    answers with the same move). The Safe tops the reserve up by a transfer proposal."""
+    key, _ = await service.sweep_reserve(
+        session,
+        handle,
+        amount=body.amount,
+        idempotency_key=body.idempotency_key,
+        actor_id=admin.id,
+    )
+    statuses = await chain.statuses_of(session, [key])
+    return ReserveSweepOut(operation_key=key, status=chain.group_status(statuses, [key]))

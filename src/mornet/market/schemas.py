@@ -123,3 +123,13 @@ class TradeOut(BaseModel):
     quantity: Decimal
     taker_side: Side
     created_at: datetime
+
+
+class ReserveSweep(BaseModel):
+    amount: Annotated[Decimal, DecimalText(places=2, digits=20, positive=True)]
+    idempotency_key: IdempotencyKey
+
+
+class ReserveSweepOut(BaseModel):
+    operation_key: str
+    status: str

@@ -28,7 +28,7 @@ from mornet.market.models import MarketBook, MarketDeal, MarketOrder, MarketTrad
 from mornet.pagination import PageRequest
 from mornet.resources import Resource
 from mornet.tariffs import service as tariffs
-from mornet.tokens import service as tokens
+from mornet.treasury import service as treasury
 from mornet.wallets import service as wallets
 
 MARKET_RESERVE = chain.keyless_address("mornet:market-reserve")
@@ -187,7 +187,7 @@ async def _deal(
         if await wallets.available(session, live, wallet, "GCC") < chain.to_base_units(amount):
             raise wallets.InsufficientBalance(f"not enough GCC: {amount} GCC is needed")
     else:
-        spread = Decimal((await tokens.get_parameter(session, SPREAD)).value)
+        spread = await treasury.parameter_value(session, SPREAD)
         amount = (quantity * quote.price * (1 - spread)).quantize(KOPECK, rounding=ROUND_HALF_UP)
         if await wallets.available(session, live, wallet, resource.value) < chain.to_base_units(
             quantity
@@ -246,6 +246,43 @@ async def _deal(
     session.add(deal)
     await session.flush()
     return deal, True
+
+
+async def sweep_reserve(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    *,
+    amount: Decimal,
+    idempotency_key: str,
+    actor_id: uuid.UUID,
+) -> tuple[str, bool]:
+    """Move `amount` GCC of the market reserve to the treasury's Safe (what sell-backs will
+    not need); the Safe tops the reserve up by a transfer proposal. Returns (the chain
+    operation's idempotency key, created)."""
+    live = _connected(handle)
+    safe = await treasury.safe_address(session, live)
+    key = f"market:sweep:{idempotency_key}"
+    if (existing := await chain.operation_for_key(session, key)) is not None:
+        return existing.idempotency_key, False
+    await repository.lock_book(session, *RESERVE_LOCK)
+    units = chain.to_base_units(amount)
+    reserve = await live.balance_of("GCC", MARKET_RESERVE) - await chain.pending_debits(
+        session, MARKET_RESERVE, "GCC"
+    )
+    if units > reserve:
+        raise ReserveShort(
+            f"the market reserve holds {chain.from_base_units(max(reserve, 0))} GCC to sweep"
+        )
+    await chain.request(
+        session,
+        live,
+        token="GCC",
+        kind=OperationKind.TRANSFER,
+        moves=[chain.Move(units, MARKET_RESERVE, safe)],
+        idempotency_key=key,
+        requested_by=actor_id,
+    )
+    return key, True
 
 
 async def deals_of(

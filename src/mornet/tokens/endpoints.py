@@ -1,4 +1,4 @@
-"""REST routes of the token engine: mint, burn, operations, platform parameters."""
+"""REST routes of the token engine: mint, burn, operations, settlements."""
 
 from __future__ import annotations
 
@@ -20,13 +20,12 @@ from mornet.tokens import service
 from mornet.tokens.models import Settlement
 from mornet.tokens.schemas import (
     AdjustmentOut,
-    ParameterOut,
-    ParameterUpdate,
     SettlementOut,
     SettlementRunOut,
     SettlementRunSummary,
     TokenMoveRequest,
 )
+from mornet.treasury import service as treasury
 
 router = APIRouter(tags=["tokens"])
 
@@ -72,20 +71,6 @@ async def operation(operation_id: uuid.UUID, _: AdminUser, session: SessionDep) 
     return OperationOut.of(await chain.get_operation(session, operation_id))
 
 
-@router.get("/admin/parameters/{name}")
-async def read_parameter(name: str, _: AdminUser, session: SessionDep) -> ParameterOut:
-    parameter = await service.get_parameter(session, name)
-    return ParameterOut(name=parameter.name, value=parameter.value, updated_at=parameter.updated_at)
-
-
-@router.put("/admin/parameters/{name}")
-async def update_parameter(
-    name: str, body: ParameterUpdate, admin: AdminUser, session: SessionDep
-) -> ParameterOut:
-    parameter = await service.set_parameter(session, name, body.value, actor_id=admin.id)
-    return ParameterOut(name=parameter.name, value=parameter.value, updated_at=parameter.updated_at)
-
-
 async def settlements_out(
     session: SessionDep, settlements: Sequence[Settlement]
 ) -> list[SettlementOut]:
@@ -118,7 +103,7 @@ async def run_settlements(
         now=utcnow(),
         length=settings.settlement_period,
         grace=timedelta(minutes=settings.settlement_grace_minutes),
-        treasury=settings.treasury_address or service.TREASURY_FALLBACK,
+        treasury=await treasury.revenue_address(session, handle, settings.treasury_address),
     )
     return SettlementRunOut(
         settled=len(settled), settlements=await settlements_out(session, settled)

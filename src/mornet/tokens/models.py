@@ -10,18 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mornet.db import Base, ScaledDecimal, UTCDateTime, UUIDPrimaryKey, utcnow
 
 
-class PlatformParameter(Base):
-    """A governed number of the economic model (GCM_rate, …), kept as an exact decimal string.
-    Set by admins now, by treasury proposals later."""
-
-    __tablename__ = "platform_parameters"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(80))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_by: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
-
-
 class Settlement(UUIDPrimaryKey, Base):
     """One household's closed period, settled once: its consumption burned the owner's prepaid
     E/H/W, the rest was paid in GCC to the treasury (or recorded as arrears), and GCM was

@@ -3,12 +3,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from mornet.chain.schemas import IdempotencyKey, TokenAmount, TokenSymbol
-from mornet.fields import DecimalText
 
 __all__ = ["IdempotencyKey", "TokenSymbol"]
 
@@ -20,19 +19,6 @@ class TokenMoveRequest(BaseModel):
     )
     amount: TokenAmount
     idempotency_key: IdempotencyKey
-
-
-class ParameterOut(BaseModel):
-    name: str
-    value: Decimal
-    updated_at: datetime
-
-
-ParameterValue = Annotated[Decimal, DecimalText(places=18, digits=30, positive=True)]
-
-
-class ParameterUpdate(BaseModel):
-    value: ParameterValue
 
 
 class AdjustmentOut(BaseModel):

@@ -28,11 +28,11 @@ from mornet.telemetry import service as telemetry
 from mornet.tokens import repository
 from mornet.tokens.models import (
     ArrearsPayment,
-    PlatformParameter,
     Settlement,
     SettlementAdjustment,
     SettlementRun,
 )
+from mornet.treasury import service as treasury
 from mornet.wallets import service as wallets
 from mornet.wallets.service import Wallet
 
@@ -116,28 +116,8 @@ async def move(
     return OperationOut.of(operation), created
 
 
-async def get_parameter(session: AsyncSession, name: str) -> PlatformParameter:
-    parameter = await session.get(PlatformParameter, name)
-    if parameter is None:
-        raise NotFound(f"no parameter {name!r}", code="parameter_not_found")
-    return parameter
-
-
-async def set_parameter(
-    session: AsyncSession, name: str, value: Decimal, *, actor_id: uuid.UUID | None
-) -> PlatformParameter:
-    parameter = await get_parameter(session, name)
-    if value <= 0:
-        raise ValidationFailed(f"{name} must be positive")
-    parameter.value = str(value)
-    parameter.updated_at = utcnow()
-    parameter.updated_by = actor_id
-    await session.flush()
-    return parameter
-
-
 async def gcm_rate(session: AsyncSession) -> Decimal:
-    return Decimal((await get_parameter(session, GCM_RATE)).value)
+    return await treasury.parameter_value(session, GCM_RATE)
 
 
 def gcm_for_cost(cost_total: Decimal, rate: Decimal) -> Decimal:
@@ -150,8 +130,6 @@ def gcm_for_cost(cost_total: Decimal, rate: Decimal) -> Decimal:
 # Settlement: consumption turned into token moves, once per household and closed period.
 
 SETTLEMENT_PREFIX = "settlement:"
-TREASURY_FALLBACK = chain.keyless_address("mornet:treasury")
-"""Where shortfall GCC goes until a treasury exists (a hash with no key, readable by anyone)."""
 
 
 PLATFORM_ID = uuid.UUID(int=0)

@@ -196,6 +196,23 @@ def unlock_key(wallet: Wallet, cipher: WalletCipher) -> bytes:
     return cipher.decrypt(wallet.encrypted_key, binding=_binding(wallet.user_id, wallet.address))
 
 
+async def sign_digest(
+    session: AsyncSession, user_id: uuid.UUID, cipher: WalletCipher, digest: bytes
+) -> tuple[str, bytes]:
+    """The user's wallet signs a 32-byte digest (a Safe transaction's hash): (address,
+    r ‖ s ‖ v with v 27/28). The key is decrypted for this signature only."""
+    wallet = await wallet_of(session, user_id)
+    signed = Account.from_key(unlock_key(wallet, cipher)).unsafe_sign_hash(digest)
+    signature = signed.r.to_bytes(32, "big") + signed.s.to_bytes(32, "big") + bytes([signed.v])
+    return wallet.address, signature
+
+
+async def user_of_address(session: AsyncSession, address: str) -> uuid.UUID | None:
+    """Whose custodial wallet `address` is (None: not a wallet of the platform)."""
+    wallet = await repository.by_address(session, to_checksum_address(address))
+    return wallet.user_id if wallet is not None else None
+
+
 def _require(handle: chain.ChainHandle | None) -> chain.ChainHandle:
     if handle is None:
         raise ChainUnavailable()
