@@ -27,6 +27,18 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+def _on_node(database_url: str, tmp_path: Path, anvil: object) -> dict[str, str]:
+    """The environment of a command on this database and the session's anvil node."""
+    from mornet.chain.node import LocalNode
+
+    assert isinstance(anvil, LocalNode)
+    return {
+        "MORNET_DATA_DIR": str(tmp_path / "data"),
+        "MORNET_DATABASE_URL": database_url,
+        "MORNET_CHAIN_RPC_URL": anvil.rpc_url,
+    }
+
+
 async def test_admin_create_makes_a_working_admin(database_url: str, tmp_path: Path) -> None:
     env = {"MORNET_DATA_DIR": str(tmp_path / "data"), "MORNET_DATABASE_URL": database_url}
     result = run_cli(
@@ -74,14 +86,7 @@ def test_up_refuses_to_start_in_production_with_a_placeholder_secret(tmp_path: P
 def test_chain_deploy_then_status_on_a_configured_node(
     database_url: str, tmp_path: Path, anvil: object
 ) -> None:
-    from mornet.chain.node import LocalNode
-
-    assert isinstance(anvil, LocalNode)
-    env = {
-        "MORNET_DATA_DIR": str(tmp_path / "data"),
-        "MORNET_DATABASE_URL": database_url,
-        "MORNET_CHAIN_RPC_URL": anvil.rpc_url,
-    }
+    env = _on_node(database_url, tmp_path, anvil)
     deployed = run_cli("chain", "deploy", env=env)
     assert deployed.returncode == 0, deployed.stderr
     contracts = json.loads(deployed.stdout)["contracts"]
@@ -109,14 +114,7 @@ def test_treasury_create_makes_a_safe_of_operators_and_an_external_key_once(
 ) -> None:
     from eth_account import Account
 
-    from mornet.chain.node import LocalNode
-
-    assert isinstance(anvil, LocalNode)
-    env = {
-        "MORNET_DATA_DIR": str(tmp_path / "data"),
-        "MORNET_DATABASE_URL": database_url,
-        "MORNET_CHAIN_RPC_URL": anvil.rpc_url,
-    }
+    env = _on_node(database_url, tmp_path, anvil)
     for email in ("ops1@example.com", "ops2@example.com"):
         made = run_cli("admin", "create", "--email", email, "--password", "operator-pass", env=env)
         assert made.returncode == 0, made.stderr
@@ -134,3 +132,19 @@ def test_treasury_create_makes_a_safe_of_operators_and_an_external_key_once(
     assert "already has a treasury" in again.stderr
     plain = run_cli("treasury", "create", "--owner", "nobody@example.com", env=env)
     assert plain.returncode == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_analytics_rebuild_computes_the_series_from_their_sources(
+    database_url: str, tmp_path: Path, anvil: object
+) -> None:
+    env = _on_node(database_url, tmp_path, anvil)
+    made = run_cli(
+        "admin", "create", "--email", "ops@example.com", "--password", "operator-pass", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    rebuilt = run_cli("analytics", "rebuild", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout) == {"points": 1}  # one registration, in its hour
+    again = run_cli("analytics", "rebuild", env=env)
+    assert json.loads(again.stdout) == {"points": 1}

@@ -14,6 +14,7 @@ from mornet.accounts import endpoints as accounts_api
 from mornet.accounts import graphql as accounts_graphql
 from mornet.accounts import pages as accounts_pages
 from mornet.analytics import endpoints as analytics_api
+from mornet.analytics import graphql as analytics_graphql
 from mornet.analytics import pages as analytics_pages
 from mornet.bank import endpoints as bank_api
 from mornet.bank import graphql as bank_graphql
@@ -61,6 +62,7 @@ def build_graphql_schema() -> Schema:
         "Query",
         (
             identity_graphql.IdentityQuery,
+            analytics_graphql.AnalyticsQuery,
             bank_graphql.BankQuery,
             cost_graphql.CostQuery,
             households_graphql.HouseholdsQuery,
@@ -122,6 +124,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
             runtime.start_settlement()
             runtime.start_market()
             runtime.start_treasury()
+            runtime.start_analytics()
         if simulate:
             await runtime.create_demo_treasury()
         if runtime.telemetry is None:

@@ -23,10 +23,12 @@ admin_app = typer.Typer(help="Operator accounts.", no_args_is_help=True)
 chain_app = typer.Typer(help="Token contracts and the chain.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print what they measured.", no_args_is_help=True)
 treasury_app = typer.Typer(help="The DAO treasury (a Safe).", no_args_is_help=True)
+analytics_app = typer.Typer(help="Analytics' projections.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(chain_app, name="chain")
 app.add_typer(bench_app, name="bench")
 app.add_typer(treasury_app, name="treasury")
+app.add_typer(analytics_app, name="analytics")
 console = Console(stderr=True)
 T = TypeVar("T")
 
@@ -283,6 +285,23 @@ def treasury_create(
     print(json.dumps(result))
     if result["status"] != "active":
         raise typer.Exit(1)
+
+
+@analytics_app.command("rebuild")
+def analytics_rebuild() -> None:
+    """Throw analytics' series away and compute them again from the sources (telemetry, the
+    market, identity, the chain's recorded moves, the event log). Prints how many points."""
+
+    async def rebuild(runtime: Runtime) -> dict[str, object]:
+        from mornet.analytics import service as analytics
+        from mornet.db import unit_of_work
+
+        handle = await runtime.start_chain(run_submitter=False)
+        async with unit_of_work(runtime.sessions) as session:
+            points = await analytics.rebuild(session, handle)
+        return {"points": points}
+
+    print(json.dumps(_with_runtime(rebuild)))
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def import_all_models() -> None:
     from mornet import outbox  # noqa: F401  (the event outbox's tables)
+    from mornet.analytics import models as analytics  # noqa: F401
     from mornet.bank import models as bank  # noqa: F401
     from mornet.chain import models as chain  # noqa: F401
     from mornet.cost import models as cost  # noqa: F401

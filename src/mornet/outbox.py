@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 
 import structlog
@@ -40,6 +41,22 @@ class DomainEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
     topic: ClassVar[str]
+
+    def log_line(self) -> LogLine | None:
+        """How the event reads in the platform's event log (None: it is not a notable one)."""
+        return None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One entry of the event log: what happened, who did it (None: the platform), and the
+    object it is about (a kind and an id, so a page can link to it)."""
+
+    summary: str
+    actor_id: uuid.UUID | None = None
+    subject_type: str | None = None
+    subject_id: str | None = None
+    amount: Decimal | None = None
 
 
 E = TypeVar("E", bound=DomainEvent)

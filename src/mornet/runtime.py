@@ -16,8 +16,10 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mornet import outbox
+from mornet.analytics import service as analytics
 from mornet.bank import service as bank_service
 from mornet.bank.events import (
+    AlertRaised,
     DepositConfirmed,
     DepositRefunded,
     WithdrawalPaid,
@@ -40,17 +42,39 @@ from mornet.db import (
     utcnow,
 )
 from mornet.identity import service as identity
+from mornet.identity.events import UserBlockChanged, UserRegistered
 from mornet.identity.service import TokenSettings
 from mornet.identity.throttle import Throttle
 from mornet.market import runtime as market_runtime
-from mornet.outbox import Relay, Subscription
+from mornet.outbox import DomainEvent, Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
+from mornet.tariffs.events import TariffPublished
+from mornet.telemetry.events import MessageDeadLettered
 from mornet.telemetry.runtime import Telemetry, start_telemetry
 from mornet.tokens import service as tokens_service
+from mornet.tokens.events import SettlementRan, TokensAdjusted
 from mornet.treasury import service as treasury_service
+from mornet.treasury.events import ParameterSet, ProposalChanged, TreasuryCreated
 from mornet.wallets import service as wallets
 
 log = structlog.get_logger(__name__)
+
+LOGGED_EVENTS: tuple[type[DomainEvent], ...] = (
+    UserRegistered,
+    UserBlockChanged,
+    TariffPublished,
+    ParameterSet,
+    TreasuryCreated,
+    ProposalChanged,
+    TokensAdjusted,
+    SettlementRan,
+    DepositConfirmed,
+    WithdrawalPaid,
+    AlertRaised,
+    MessageDeadLettered,
+    OperationFinished,
+)
+"""The events the event log keeps (each says how it reads there: `log_line`)."""
 
 
 @dataclass
@@ -139,7 +163,15 @@ class Runtime:
             if treasury_service.is_treasury_key(event.idempotency_key):
                 await treasury_service.advance(session, self.chain)
 
+        async def log_event(session: AsyncSession, event: DomainEvent) -> None:
+            await analytics.log_event(session, event)
+
+        logged: list[Subscription[Any]] = [
+            Subscription(f"analytics.log.{event_type.topic}", event_type, log_event)
+            for event_type in LOGGED_EVENTS
+        ]
         return [
+            *logged,
             Subscription(
                 "treasury.chain-operations", OperationFinished, treasury_operation_finished
             ),
@@ -205,6 +237,31 @@ class Runtime:
                 name="market-batcher",
             )
         )
+
+    def start_analytics(self, *, every_seconds: float = 60) -> None:
+        """Keep the analytics series current: the last hours' points computed again now and
+        then (late readings and late confirmations land in past hours)."""
+        self._tasks.append(
+            asyncio.create_task(self._analytics_forever(every_seconds), name="analytics")
+        )
+
+    async def refresh_analytics(self, *, hours: int = 3) -> int:
+        now = utcnow()
+        async with unit_of_work(self.sessions) as session:
+            return await analytics.refresh(
+                session,
+                self.chain,
+                start=now - timedelta(hours=hours),
+                end=now + timedelta(hours=1),
+            )
+
+    async def _analytics_forever(self, every_seconds: float) -> None:
+        while True:
+            try:
+                await self.refresh_analytics()
+            except Exception:
+                log.exception("analytics.refresh_failed")
+            await asyncio.sleep(every_seconds)
 
     def start_treasury(self, *, every_seconds: float = 2) -> None:
         """Take the treasury through its creation and its proposals' executions (the chain

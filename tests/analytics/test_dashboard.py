@@ -75,3 +75,18 @@ async def test_the_dashboard_shows_own_households_wallet_and_prepaid_days(
     assert str(owner.household_id) not in str(theirs)
     assert (await client.get("/api/dashboard")).status_code == 401
     assert uuid.UUID(home["household_id"]) == owner.household_id
+
+
+async def test_a_household_in_a_region_without_a_price_yet_still_has_its_dashboard(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from mornet.tariffs import service as tariffs
+
+    code = f"RU-{uuid.uuid4().hex[:3].upper()}"
+    await tariffs.create_region(session, code=code, name="New", timezone="Asia/Yekaterinburg")
+    await session.commit()
+    owner = await trader(client, session, code)
+    board = await client.get("/api/dashboard", headers=owner.headers)
+    assert board.status_code == 200, board.text
+    [home] = board.json()["households"]
+    assert home["month_cost"] == {"total": "0"}

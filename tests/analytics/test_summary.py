@@ -88,4 +88,4 @@ async def test_the_summary_counts_the_platform_and_reads_gcc_from_the_chain(
     await page_login(client, operator.email)
     page = await client.get("/admin/analytics")
     assert page.status_code == 200
-    assert '<td id="trades">1 · 14.00000 GCC</td>' in page.text
+    assert '<span class="value" id="trades">1</span><small>14.00000 GCC</small>' in page.text

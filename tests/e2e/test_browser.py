@@ -79,6 +79,8 @@ def test_register_create_household_then_get_blocked(
     user.get_by_role("button", name="Log out").click()
     expect(user.get_by_role("heading", name="Log in")).to_be_visible()
     _log_in(user, platform, "svetlana@example.com", "svetlana-pass")
+    expect(user).to_have_url(f"{platform}/dashboard")  # a household lands on its dashboard
+    user.get_by_role("link", name="Households", exact=True).click()
     expect(user.get_by_role("heading", name="Your households")).to_be_visible()
 
     user.get_by_label("Name").fill("Flat on Nevsky")

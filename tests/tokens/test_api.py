@@ -213,3 +213,23 @@ async def test_gcc_is_bank_backed_and_no_operator_mints_or_burns_it(
         assert refused.json()["error"]["code"] == "gcc_is_bank_backed"
     assert await _operations(session) == 0
     assert await chain.total_supply("GCC") == 0
+
+
+async def test_each_parameter_keeps_within_its_bounds(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    _, admin = await user_with_token(client, session, admin=True)
+    for name, value in (
+        ("market_spread", "1"),
+        ("market_spread", "3.5"),
+        ("gcm_rate", "1000000000"),
+    ):
+        refused = await client.put(
+            f"/api/admin/parameters/{name}", json={"value": value}, headers=admin
+        )
+        assert refused.status_code == 422, (name, value, refused.text)
+        assert refused.json()["error"]["code"] == "parameter_out_of_bounds"
+    fine = await client.put(
+        "/api/admin/parameters/market_spread", json={"value": "0.05"}, headers=admin
+    )
+    assert fine.status_code == 200

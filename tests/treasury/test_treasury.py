@@ -289,6 +289,13 @@ async def test_a_parameter_changes_only_when_its_proposal_executes_and_is_then_u
         headers=ops[0].headers,
     )
     assert unknown.status_code == 404
+    beyond = await client.post(
+        "/api/treasury/proposals",
+        json={"kind": "parameter", "name": "market_spread", "value": "2"},
+        headers=ops[0].headers,
+    )
+    assert beyond.status_code == 422
+    assert beyond.json()["error"]["code"] == "parameter_out_of_bounds"
 
 
 async def test_one_execution_per_nonce_and_later_nonces_wait_their_turn(

@@ -94,7 +94,7 @@ async def test_login_page_errors_and_safe_next(
         },
     )
     assert response.status_code == 303
-    assert response.headers["location"] == "/households"
+    assert response.headers["location"] == "/dashboard"  # a household lands on its dashboard
 
 
 async def test_household_pages_create_show_and_provision_an_agent(

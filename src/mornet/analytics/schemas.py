@@ -90,3 +90,30 @@ class SummaryOut(BaseModel):
     withdrawals: MoneyFigures
     trades: TradeFigures
     as_of: datetime
+
+
+class SeriesPointOut(BaseModel):
+    t: datetime
+    """The bucket's start (UTC)."""
+    value: Decimal
+
+
+class SeriesOut(BaseModel):
+    metric: str
+    granularity: str
+    unit: str
+    points: list[SeriesPointOut]
+
+
+class EventOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    summary: str
+    actor_id: uuid.UUID | None
+    actor_email: str | None
+    subject_type: str | None
+    subject_id: str | None
+    link: str | None
+    """Where the object is shown (a page), when it has one."""
+    amount: Decimal | None
+    occurred_at: datetime

@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import ClassVar
 
-from mornet.outbox import DomainEvent
+from mornet.outbox import DomainEvent, LogLine
 
 
 class DepositConfirmed(DomainEvent):
@@ -18,6 +18,14 @@ class DepositConfirmed(DomainEvent):
     user_id: uuid.UUID
     amount: Decimal
     """RUB, and so GCC (1 GCC = 1 RUB)."""
+
+    def log_line(self) -> LogLine | None:
+        return LogLine(
+            summary=f"deposit of {self.amount} RUB confirmed by the bank",
+            subject_type="deposit",
+            subject_id=str(self.deposit_id),
+            amount=self.amount,
+        )
 
 
 class DepositRefunded(DomainEvent):
@@ -40,6 +48,14 @@ class WithdrawalPaid(DomainEvent):
     user_id: uuid.UUID
     amount: Decimal
 
+    def log_line(self) -> LogLine | None:
+        return LogLine(
+            summary=f"withdrawal of {self.amount} RUB paid to a card",
+            subject_type="withdrawal",
+            subject_id=str(self.withdrawal_id),
+            amount=self.amount,
+        )
+
 
 class WithdrawalRejected(DomainEvent):
     """The bank rejected a withdrawal's payout: its escrowed GCC goes back to the user."""
@@ -49,3 +65,21 @@ class WithdrawalRejected(DomainEvent):
     withdrawal_id: uuid.UUID
     user_id: uuid.UUID
     amount: Decimal
+
+
+class AlertRaised(DomainEvent):
+    """Something about the bank needs an operator (a notification that does not match, a
+    refund after the GCC was spent, …)."""
+
+    topic: ClassVar[str] = "bank.alert.raised"
+
+    alert_id: uuid.UUID
+    kind: str
+    message: str
+
+    def log_line(self) -> LogLine | None:
+        return LogLine(
+            summary=f"bank alert ({self.kind}): {self.message}",
+            subject_type="bank_alert",
+            subject_id=str(self.alert_id),
+        )

@@ -130,12 +130,16 @@ def alert(
     detail: str,
     deposit_id: uuid.UUID | None = None,
     withdrawal_id: uuid.UUID | None = None,
-) -> None:
-    session.add(
-        BankAlert(
-            kind=kind, detail=detail[:2000], deposit_id=deposit_id, withdrawal_id=withdrawal_id
-        )
+) -> BankAlert:
+    raised = BankAlert(
+        id=uuid.uuid4(),
+        kind=kind,
+        detail=detail[:2000],
+        deposit_id=deposit_id,
+        withdrawal_id=withdrawal_id,
     )
+    session.add(raised)
+    return raised
 
 
 async def alerts(session: AsyncSession, page: PageRequest) -> tuple[Sequence[BankAlert], int]:

@@ -25,6 +25,7 @@ from mornet.access import Actor
 from mornet.bank import repository
 from mornet.bank.adapter import TBankAdapter, kopecks
 from mornet.bank.events import (
+    AlertRaised,
     DepositConfirmed,
     DepositRefunded,
     WithdrawalPaid,
@@ -69,6 +70,23 @@ class DepositNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("no such deposit")
+
+
+async def raise_alert(
+    session: AsyncSession,
+    *,
+    kind: str,
+    detail: str,
+    deposit_id: uuid.UUID | None = None,
+    withdrawal_id: uuid.UUID | None = None,
+) -> None:
+    """Keep an alert for operators, and tell the event log."""
+    raised = repository.alert(
+        session, kind=kind, detail=detail, deposit_id=deposit_id, withdrawal_id=withdrawal_id
+    )
+    await outbox.record(
+        session, AlertRaised(alert_id=raised.id, kind=kind, message=raised.detail[:500])
+    )
 
 
 async def open_deposit(
@@ -159,7 +177,7 @@ async def receive_notification(
     elif amount != kopecks(deposit.amount):
         mismatch = f"amount {amount} kopecks, the deposit is {kopecks(deposit.amount)}"
     if mismatch is not None:
-        repository.alert(
+        await raise_alert(
             session,
             kind="notification_mismatch",
             detail=f"{status.value}: {mismatch}",
@@ -201,7 +219,7 @@ async def _advance(session: AsyncSession, deposit: Deposit, status: PaymentStatu
             )
         else:
             # Contradictory reports, a partial refund: an operator settles it.
-            repository.alert(
+            await raise_alert(
                 session,
                 kind=str(effect),
                 detail=f"{status.value} after {before.status.value} for {deposit.amount} RUB",
@@ -311,7 +329,7 @@ async def operation_finished(
         if confirmed:
             return Next.NOTHING
         count = await repository.unkey_mint(session, key)
-        repository.alert(
+        await raise_alert(
             session,
             kind="mint_failed",
             detail=f"the mint of {count} deposit(s) failed on chain ({error or 'unknown'}); "
@@ -342,7 +360,7 @@ async def burn_for_refund(
         return
     if await wallets.available(session, handle, wallet, "GCC") < units:
         deposit.refund_debt = True
-        repository.alert(
+        await raise_alert(
             session,
             kind="refund_debt",
             detail=f"{event.amount} RUB refunded by the bank, but the GCC was spent: "
@@ -452,7 +470,7 @@ async def _card_bound(session: AsyncSession, payload: dict[str, Any]) -> None:
     request_key = str(payload.get("RequestKey") or "")
     card = await repository.card_by_request_for_update(session, request_key)
     if card is None or str(payload.get("CustomerKey")) != str(card.user_id):
-        repository.alert(
+        await raise_alert(
             session,
             kind="notification_mismatch",
             detail=f"card binding for an unknown form {request_key!r}",
@@ -565,7 +583,7 @@ async def _hold_finished(
         return False
     withdrawal.status = (WithdrawalStatus.HELD if confirmed else WithdrawalStatus.FAILED).value
     if not confirmed:
-        repository.alert(
+        await raise_alert(
             session,
             kind="hold_failed",
             detail=f"the hold of {withdrawal.amount} GCC failed on chain: {error or 'unknown'}",
@@ -673,7 +691,7 @@ async def _payout_notified(
     except ValueError:
         mismatch = mismatch or f"not a payout status: {reported!r}"
     if mismatch is not None:
-        repository.alert(
+        await raise_alert(
             session,
             kind="notification_mismatch",
             detail=f"{reported}: {mismatch}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar, Literal
 
-from mornet.outbox import DomainEvent
+from mornet.outbox import DomainEvent, LogLine
 
 
 class OperationFinished(DomainEvent):
@@ -21,3 +21,13 @@ class OperationFinished(DomainEvent):
     status: Literal["confirmed", "failed"]
     tx_hash: str | None = None
     error: str | None = None
+
+    def log_line(self) -> LogLine | None:
+        if self.status == "confirmed":
+            return None  # routine; only a failure is notable
+        return LogLine(
+            summary=f"chain {self.kind} of {self.token or 'a call'} failed "
+            f"({self.idempotency_key}): {self.error or 'no reason given'}",
+            subject_type="chain_operation",
+            subject_id=str(self.operation_id),
+        )

@@ -155,3 +155,20 @@ async def has_moves_of_token(session: AsyncSession, chain_id: int, token: str) -
         .limit(1)
     )
     return (await session.scalar(query)) is not None
+
+
+async def finished_between(
+    session: AsyncSession, chain_id: int, token: str, start: datetime | None, end: datetime
+) -> Sequence[ChainOperation]:
+    """Confirmed mints and burns of `token` that became final in [start, end) (from the
+    beginning when `start` is None)."""
+    query = select(ChainOperation).where(
+        ChainOperation.chain_id == chain_id,
+        ChainOperation.token == token,
+        ChainOperation.status == OperationStatus.CONFIRMED,
+        ChainOperation.kind.in_([OperationKind.MINT, OperationKind.BURN]),
+        ChainOperation.finished_at < end,
+    )
+    if start is not None:
+        query = query.where(ChainOperation.finished_at >= start)
+    return (await session.scalars(query)).all()

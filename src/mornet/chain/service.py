@@ -8,6 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from eth_utils.address import to_checksum_address
@@ -476,3 +477,28 @@ async def reconcile_tokens(session: AsyncSession, handle: ChainHandle) -> TokenR
         mismatched_balances=mismatched,
         ok=all(s.ok for s in supplies) and not mismatched,
     )
+
+
+def _net(operation: ChainOperation) -> int:
+    units = sum(int(i["amount"]) for i in operation.items)
+    return units if operation.kind == OperationKind.MINT else -units
+
+
+async def net_minted_by_hour(
+    session: AsyncSession, chain_id: int, token: str, start: datetime, end: datetime
+) -> dict[datetime, int]:
+    """Base units of `token` minted less burned per UTC hour (of the moves' confirmation)
+    in [start, end) (analytics)."""
+    net: dict[datetime, int] = defaultdict(int)
+    for operation in await repository.finished_between(session, chain_id, token, start, end):
+        assert operation.finished_at is not None
+        net[operation.finished_at.replace(minute=0, second=0, microsecond=0)] += _net(operation)
+    return net
+
+
+async def net_minted_before(
+    session: AsyncSession, chain_id: int, token: str, before: datetime
+) -> int:
+    """Base units of `token` minted less burned, confirmed before `before`."""
+    moves = await repository.finished_between(session, chain_id, token, None, before)
+    return sum(_net(operation) for operation in moves)

@@ -19,6 +19,7 @@ from mornet.cost import repository
 from mornet.cost.models import CostCalculation as CostCalculation  # part of this API
 from mornet.cost.plugins import Consumption, CostPlugin, plugin_for
 from mornet.cost.rating import KOPECK, Line, PricePeriod, Use, total
+from mornet.cost.rating import NoTariffForUse as NoTariffForUse  # part of this API
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.households import service as households

@@ -35,7 +35,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 async def home(request: Request, user: OptionalPageUser) -> Response:
     if user is not None:
-        return redirect("/households")
+        return redirect("/dashboard")
     return render(request, "home.html")
 
 
@@ -128,7 +128,7 @@ async def update_profile(
 
 @router.get("/admin")
 async def admin_home(_: PageAdmin) -> Response:
-    return redirect("/admin/users")
+    return redirect("/admin/analytics")
 
 
 @router.get("/admin/users")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,3 +44,15 @@ async def all_ids(session: AsyncSession) -> list[uuid.UUID]:
 
 async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def created_between(session: AsyncSession, start: datetime, end: datetime) -> list[datetime]:
+    rows = await session.scalars(
+        select(User.created_at).where(User.created_at >= start, User.created_at < end)
+    )
+    return list(rows.all())
+
+
+async def first_created(session: AsyncSession) -> datetime | None:
+    first: datetime | None = await session.scalar(select(func.min(User.created_at)))
+    return first

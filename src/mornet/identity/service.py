@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet import outbox
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from mornet.identity import repository
+from mornet.identity.events import UserBlockChanged, UserRegistered
 from mornet.identity.models import Role, UserStatus
 from mornet.identity.models import User as User  # the caller type other contexts receive
 from mornet.identity.security import (
@@ -85,6 +87,7 @@ async def register(
             await session.flush()
     except IntegrityError as exc:
         raise EmailTaken() from exc
+    await outbox.record(session, UserRegistered(user_id=user.id, role=str(role)))
     return user
 
 
@@ -210,12 +213,12 @@ async def set_blocked(
     user = await get_user(session, user_id)
     if blocked and user.id == actor.id:
         raise Conflict("you cannot block your own account", code="cannot_block_self")
-    if blocked and not user.is_blocked:
-        user.status = UserStatus.BLOCKED
-        user.blocked_at = utcnow()
-    elif not blocked and user.is_blocked:
-        user.status = UserStatus.ACTIVE
-        user.blocked_at = None
+    if blocked != user.is_blocked:
+        user.status = UserStatus.BLOCKED if blocked else UserStatus.ACTIVE
+        user.blocked_at = utcnow() if blocked else None
+        await outbox.record(
+            session, UserBlockChanged(user_id=user.id, blocked=blocked, by=actor.id)
+        )
     await session.flush()
     return user
 
@@ -235,3 +238,18 @@ async def ensure_admin(session: AsyncSession, *, email: str, password: str, full
     existing.token_version += 1
     await session.flush()
     return existing
+
+
+async def registrations_by_hour(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[datetime, int]:
+    """Accounts opened per UTC hour in [start, end) (analytics)."""
+    counts: dict[datetime, int] = {}
+    for at in await repository.created_between(session, start, end):
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        counts[hour] = counts.get(hour, 0) + 1
+    return counts
+
+
+async def first_registration(session: AsyncSession) -> datetime | None:
+    return await repository.first_created(session)

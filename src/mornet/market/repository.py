@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -161,3 +162,15 @@ async def trade_totals(session: AsyncSession) -> tuple[int, int]:
         )
     ).one()
     return int(count or 0), int(volume or 0)
+
+
+async def trades_between(
+    session: AsyncSession, start: datetime, end: datetime
+) -> list[tuple[datetime, int]]:
+    """(made at, price * quantity in kopeck-thousandths) of the trades in [start, end)."""
+    rows = await session.execute(
+        select(MarketTrade.created_at, MarketTrade.price * MarketTrade.quantity).where(
+            MarketTrade.created_at >= start, MarketTrade.created_at < end
+        )
+    )
+    return [(at, int(volume)) for at, volume in rows.all()]

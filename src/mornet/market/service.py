@@ -8,6 +8,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
@@ -599,3 +600,13 @@ async def book_digests(session: AsyncSession, region: str, resource: Resource) -
         else:
             replayed.place(Order(o.id, o.user_id, Side(o.side), o.price, o.quantity, o.seq))
     return live.digest(), replayed.digest()
+
+
+async def traded_by_hour(
+    session: AsyncSession, start: datetime, end: datetime
+) -> dict[datetime, Decimal]:
+    """GCC traded on every book per UTC hour in [start, end) (analytics)."""
+    volumes: dict[datetime, int] = defaultdict(int)
+    for at, volume in await repository.trades_between(session, start, end):
+        volumes[at.replace(minute=0, second=0, microsecond=0)] += volume
+    return {hour: amount(volume, 5) for hour, volume in volumes.items()}

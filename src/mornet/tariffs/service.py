@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet import outbox
 from mornet.db import utcnow
 from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.resources import CURRENCY, Resource
 from mornet.tariffs import repository
+from mornet.tariffs.events import TariffPublished
 from mornet.tariffs.models import PRICE_SCALE, Region, Tariff
 from mornet.tariffs.schemas import TariffCreate
 
@@ -156,4 +158,15 @@ async def add_tariff(
     )
     session.add(tariff)
     await session.flush()
+    await outbox.record(
+        session,
+        TariffPublished(
+            tariff_id=tariff.id,
+            region=region.code,
+            resource=resource.value,
+            price=tariff.price,
+            valid_from=starts,
+            by=actor_id,
+        ),
+    )
     return _quote(tariff)

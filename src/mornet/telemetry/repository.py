@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.db import insert_for, utcnow
 from mornet.resources import Resource
 from mornet.telemetry.models import (
+    METER,
     METER_DEVICE_PREFIX,
     DeadLetter,
     DeviceCursor,
@@ -303,3 +304,32 @@ async def platform_use_since(
         .group_by(table.c.household_id, table.c.resource, table.c.source)
     )
     return [(h, r, s, q) for h, r, s, q in (await session.execute(query)).all()]
+
+
+async def billed_use_by_hour(
+    session: AsyncSession, start: datetime, end: datetime
+) -> list[tuple[datetime, str, Decimal]]:
+    """(hour, resource, use) over every household, the billed source only (a resource with a
+    main meter counts its meter; without one, its plugs), summed by the database."""
+    table = HourlyConsumption.__table__
+    meters = (
+        select(DeviceCursor.household_id)
+        .where(
+            DeviceCursor.device_id.startswith(METER_DEVICE_PREFIX, autoescape=True),
+            DeviceCursor.household_id == table.c.household_id,
+            DeviceCursor.resource == table.c.resource,
+        )
+        .exists()
+    )
+    query = (
+        select(table.c.hour_start, table.c.resource, func.sum(table.c.quantity))
+        .where(table.c.hour_start >= start, table.c.hour_start < end)
+        .where((table.c.source == METER) | ~meters)
+        .group_by(table.c.hour_start, table.c.resource)
+    )
+    return [(h, r, q) for h, r, q in (await session.execute(query)).all()]
+
+
+async def first_use_hour(session: AsyncSession) -> datetime | None:
+    first: datetime | None = await session.scalar(select(func.min(HourlyConsumption.hour_start)))
+    return first

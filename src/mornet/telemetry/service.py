@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet import outbox
 from mornet.access import Actor
 from mornet.bus import Unprocessable
 from mornet.db import utcnow
@@ -25,6 +26,7 @@ from mornet.households import service as households
 from mornet.resources import Resource
 from mornet.tariffs import service as tariffs
 from mornet.telemetry import repository
+from mornet.telemetry.events import MessageDeadLettered
 from mornet.telemetry.models import METER, PLUG, DeadLetter, HourlyConsumption, Reading, source_of
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireMessage
 from mornet.wire.telemetry import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
@@ -143,6 +145,7 @@ async def record_dead_letter(
     session: AsyncSession, *, topic: str, payload: bytes, reason: str, agent_id: str | None
 ) -> DeadLetter:
     letter = DeadLetter(
+        id=uuid.uuid4(),
         received_at=utcnow(),
         topic=topic[:300],
         reason=reason[:2000],
@@ -151,6 +154,12 @@ async def record_dead_letter(
         agent_id=agent_id,
     )
     await repository.add_dead_letter(session, letter)
+    await outbox.record(
+        session,
+        MessageDeadLettered(
+            dead_letter_id=letter.id, topic_name=letter.topic, reason=letter.reason
+        ),
+    )
     return letter
 
 
@@ -525,3 +534,18 @@ async def dead_letters(session: AsyncSession, *, limit: int = 100) -> Sequence[D
 async def current_power_w(session: AsyncSession, household_id: uuid.UUID) -> Decimal | None:
     latest = await repository.latest_reading(session, household_id, Resource.ELECTRICITY)
     return latest.power_w if latest is not None else None
+
+
+async def billed_use_by_hour(
+    session: AsyncSession, start: datetime, end: datetime
+) -> list[tuple[datetime, Resource, Decimal]]:
+    """Every household's billed use per UTC hour and resource in [start, end) (analytics)."""
+    return [
+        (hour, Resource(resource), quantity)
+        for hour, resource, quantity in await repository.billed_use_by_hour(session, start, end)
+    ]
+
+
+async def first_use_hour(session: AsyncSession) -> datetime | None:
+    """The earliest hour with any use recorded."""
+    return await repository.first_use_hour(session)

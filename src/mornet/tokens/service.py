@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet import outbox
 from mornet.access import Actor
 from mornet.chain import service as chain
 from mornet.chain.contracts import MAX_BATCH
@@ -26,6 +27,7 @@ from mornet.pagination import PageRequest
 from mornet.tariffs import service as tariffs
 from mornet.telemetry import service as telemetry
 from mornet.tokens import repository
+from mornet.tokens.events import SettlementRan, TokensAdjusted
 from mornet.tokens.models import (
     ArrearsPayment,
     Settlement,
@@ -69,7 +71,7 @@ async def operator_move(
     must equal the roubles the bank holds."""
     if token in BANK_BACKED:
         raise GccIsBankBacked()
-    return await move(
+    out, created = await move(
         session,
         handle,
         kind=kind,
@@ -79,6 +81,19 @@ async def operator_move(
         idempotency_key=idempotency_key,
         actor_id=actor_id,
     )
+    if created:
+        await outbox.record(
+            session,
+            TokensAdjusted(
+                operation_id=out.id,
+                kind=str(kind),
+                token=token,
+                account=account,
+                amount=amount,
+                by=actor_id,
+            ),
+        )
+    return out, created
 
 
 async def move(
@@ -354,18 +369,27 @@ async def settle_due(
         keys = await _request_moves(session, run)
         for settlement in settled:
             settlement.operation_keys = keys
-        session.add(
-            SettlementRun(
-                id=run.id,
-                ran_at=utcnow(),
-                settled=len(settled),
-                households=len(run.owed_after),
-                adjustments=run.adjustments,
-                arrears_payments=run.arrears_payments,
-                paid_gcc=run.paid,
-                arrears_gcc=sum((owed for owed in run.owed_after.values() if owed > 0), Decimal(0)),
-                operation_keys=keys,
-            )
+        ran = SettlementRun(
+            id=run.id,
+            ran_at=utcnow(),
+            settled=len(settled),
+            households=len(run.owed_after),
+            adjustments=run.adjustments,
+            arrears_payments=run.arrears_payments,
+            paid_gcc=run.paid,
+            arrears_gcc=sum((owed for owed in run.owed_after.values() if owed > 0), Decimal(0)),
+            operation_keys=keys,
+        )
+        session.add(ran)
+        await outbox.record(
+            session,
+            SettlementRan(
+                run_id=ran.id,
+                settled=ran.settled,
+                households=ran.households,
+                paid_gcc=ran.paid_gcc,
+                arrears_gcc=ran.arrears_gcc,
+            ),
         )
     await session.flush()
     return settled

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from web3.contract import AsyncContract
 
+from mornet import outbox
 from mornet.access import Actor
 from mornet.chain import service as chain
 from mornet.chain.contracts import TOKENS
@@ -30,6 +31,7 @@ from mornet.identity import service as identity
 from mornet.pagination import PageRequest, fetch_page
 from mornet.treasury import repository
 from mornet.treasury import safe as safes
+from mornet.treasury.events import ParameterSet, ProposalChanged, TreasuryCreated
 from mornet.treasury.models import (
     PlatformParameter,
     Proposal,
@@ -108,6 +110,22 @@ async def list_parameters(session: AsyncSession) -> Sequence[PlatformParameter]:
     return await repository.parameters(session)
 
 
+BOUNDS: dict[str, tuple[Decimal, Decimal]] = {
+    "gcm_rate": (Decimal(0), Decimal(1_000_000)),
+    "market_spread": (Decimal(0), Decimal(1)),
+}
+"""Each parameter's open interval: a spread of 1 or more would pay nothing (or less) back,
+and a rate of 0 would divide by zero."""
+
+
+def check_bounds(name: str, value: Decimal) -> None:
+    low, high = BOUNDS.get(name, (Decimal(0), Decimal(10) ** 12))
+    if not low < value < high:
+        raise ValidationFailed(
+            f"{name} must be above {low} and below {high}", code="parameter_out_of_bounds"
+        )
+
+
 async def is_governed(session: AsyncSession) -> bool:
     """Whether a treasury decides the parameters (from the start of its creation: their
     values are then written to its contract)."""
@@ -121,12 +139,12 @@ async def set_parameter(
     parameter = await get_parameter(session, name)
     if await is_governed(session):
         raise GovernedByTreasury(name)
-    if value <= 0:
-        raise ValidationFailed(f"{name} must be positive")
+    check_bounds(name, value)
     parameter.value = str(value)
     parameter.updated_at = utcnow()
     parameter.updated_by = actor_id
     await session.flush()
+    await outbox.record(session, ParameterSet(name=name, value=value, by=actor_id))
     return parameter
 
 
@@ -268,6 +286,12 @@ async def create(
             await session.flush()
     except IntegrityError:
         raise Conflict("this chain already has a treasury", code="treasury_exists") from None
+    await outbox.record(
+        session,
+        TreasuryCreated(
+            treasury_id=treasury.id, owners=treasury.owners, threshold=threshold, by=actor_id
+        ),
+    )
     keys = []
     for name in safes.INFRASTRUCTURE:
         key = f"{KEY_PREFIX}{treasury.id}:deploy:{name}"
@@ -479,6 +503,7 @@ async def draft_parameter(
 ) -> Draft:
     assert t.parameters is not None
     await get_parameter(session, name)
+    check_bounds(name, value)
     return Draft(
         kind="parameter",
         details={"name": name, "value": str(value)},
@@ -647,7 +672,24 @@ async def propose(
     )
     session.add(proposal)
     await session.flush()
+    await _announce(session, proposal, "proposed", by=actor.id, detail=request.description)
     return proposal
+
+
+async def _announce(
+    session: AsyncSession, proposal: Proposal, what: str, *, by: uuid.UUID | None, detail: str = ""
+) -> None:
+    await outbox.record(
+        session,
+        ProposalChanged(
+            proposal_id=proposal.id,
+            kind=proposal.kind,
+            nonce=proposal.nonce,
+            what=what,
+            by=by,
+            detail=detail[:300],
+        ),
+    )
 
 
 async def _locked_open(
@@ -754,6 +796,13 @@ async def vote(
         signature=signed if approve else None,
         actor=actor,
     )
+    await _announce(
+        session,
+        proposal,
+        "confirmed" if approve else "voted against",
+        by=actor.id,
+        detail=f"for owner {owner}",
+    )
     if approve:
         await _execute_ready(session, live, t, state)
         return proposal
@@ -763,6 +812,7 @@ async def vote(
         proposal.status = ProposalStatus.REJECTED
         proposal.decided_at = utcnow()
         await session.flush()
+        await _announce(session, proposal, "rejected", by=None)
     return proposal
 
 
@@ -839,6 +889,7 @@ async def _settle_executions(session: AsyncSession, handle: chain.ChainHandle, t
             proposal.tx_hash = operation.tx_hash if operation else None
             proposal.decided_at = utcnow()
             await _apply(session, handle, t, proposal, state)
+            await _announce(session, proposal, "executed", by=None, detail=proposal.tx_hash or "")
             log.info("treasury.executed", proposal=str(proposal.id), tx=proposal.tx_hash)
         elif status == "failed":
             operation = await chain.operation_for_key(session, proposal.operation_key)
@@ -847,11 +898,15 @@ async def _settle_executions(session: AsyncSession, handle: chain.ChainHandle, t
             )
             proposal.error = operation.error if operation else "the execution failed"
             proposal.decided_at = utcnow()
+            await _announce(
+                session, proposal, str(proposal.status), by=None, detail=proposal.error or ""
+            )
     for proposal in await repository.proposals_in(session, t.id, (ProposalStatus.OPEN,)):
         if proposal.nonce < state.nonce:
             executed = await _executed_at(session, t, proposal.nonce)
             proposal.status = ProposalStatus.REPLACED if executed else ProposalStatus.STALE
             proposal.decided_at = utcnow()
+            await _announce(session, proposal, str(proposal.status), by=None)
     t.owners, t.threshold = state.owners, state.threshold
     await session.flush()
     await _execute_ready(session, handle, t, state)
@@ -898,6 +953,7 @@ async def sync_parameters(
             parameter.updated_at = utcnow()
             parameter.updated_by = None
             changed += 1
+            await outbox.record(session, ParameterSet(name=parameter.name, value=value, by=None))
     await session.flush()
     return changed
 

@@ -179,11 +179,11 @@ def end_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-def safe_next(target: str | None) -> str:
+def safe_next(target: str | None, default: str = "/dashboard") -> str:
     """Only same-site paths: `next` must never send a user to another host."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return "/households"
+    return default
 
 
 def render_error_page(request: Request, error: MornetError) -> Response:
