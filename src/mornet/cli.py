@@ -456,6 +456,32 @@ def bench_market(
     print(json.dumps(result))
 
 
+@bench_app.command("analytics")
+def bench_analytics(
+    households: Annotated[int, typer.Option(help="Households to seed.")] = 10000,
+    days: Annotated[int, typer.Option(help="Days of hourly use each.")] = 90,
+    clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 8,
+    requests: Annotated[int, typer.Option(help="Requests per endpoint.")] = 400,
+    postgres_url: Annotated[
+        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
+    ] = None,
+) -> None:
+    """p50/p95 and requests/s of the operators' summary, a 30-day series and a household's
+    dashboard, beside the same process's bare /healthz (one JSON line)."""
+    from mornet.bench.analytics import run_analytics_benchmark
+
+    result = asyncio.run(
+        run_analytics_benchmark(
+            households_count=households,
+            days=days,
+            clients=clients,
+            requests=requests,
+            postgres_url=postgres_url,
+        )
+    )
+    print(json.dumps(result))
+
+
 @bench_app.command("chain")
 def bench_chain(
     accounts: Annotated[int, typer.Option(help="Accounts minted to in each mode.")] = 2000,

@@ -60,6 +60,7 @@ async def test_the_summary_counts_the_platform_and_reads_gcc_from_the_chain(
     await settle(runtime, chain)
 
     operator, admin = await user_with_token(client, session, admin=True)
+    await runtime.refresh_analytics()  # as the running platform does every minute
     url = "/api/admin/analytics/summary"
     assert (await client.get(url, headers=buyer.headers)).status_code == 403
     answer = await client.get(url, headers=admin)

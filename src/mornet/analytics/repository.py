@@ -86,6 +86,17 @@ async def total_before(session: AsyncSession, metric: str, before: datetime) -> 
     return Decimal(total or 0)
 
 
+async def total_between(
+    session: AsyncSession, metric: str, since: datetime, before: datetime | None = None
+) -> Decimal:
+    query = select(func.sum(SeriesPoint.value)).where(
+        SeriesPoint.metric == metric, SeriesPoint.hour >= since
+    )
+    if before is not None:
+        query = query.where(SeriesPoint.hour < before)
+    return Decimal(await session.scalar(query) or 0)
+
+
 async def all_points(session: AsyncSession) -> list[tuple[str, datetime, Decimal]]:
     rows = await session.execute(
         select(SeriesPoint.metric, SeriesPoint.hour, SeriesPoint.value).order_by(

@@ -134,17 +134,18 @@ async def summary(
         raise ChainUnavailable()
     now = now or utcnow()
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    today = await telemetry.platform_use_since(session, midnight)
-    month = await telemetry.platform_use_since(session, now - timedelta(days=30))
+    # From analytics' own hourly points (kept current every minute), not a scan of every
+    # household's hours.
+    today = await _use_since(session, midnight)
+    month = await _use_since(session, _hour(now - timedelta(days=30)))
     total, active, with_agents = await households.household_counts(session)
     supply = chain.from_base_units(await live.total_supply("GCC"))
-
-    async def at(address: str) -> Decimal:
-        return chain.from_base_units(await live.balance_of("GCC", address))
-
-    in_treasury = await at(treasury)
-    in_reserve = await at(market.MARKET_RESERVE)
-    held = await at(bank.ESCROW_ADDRESS)
+    in_treasury, in_reserve, held = (
+        chain.from_base_units(units)
+        for units in await live.balances_of(
+            [("GCC", a) for a in (treasury, market.MARKET_RESERVE, bank.ESCROW_ADDRESS)]
+        )
+    )
     deposits, deposited, withdrawals, withdrawn = await bank.money_totals(session)
     trades, volume = await market.trade_totals(session)
     return SummaryOut(
@@ -163,6 +164,13 @@ async def summary(
         trades=TradeFigures(count=trades, volume=volume),
         as_of=now.astimezone(UTC),
     )
+
+
+async def _use_since(session: AsyncSession, since: datetime) -> dict[Resource, Decimal]:
+    return {
+        r: _plain(await repository.total_between(session, f"consumption_{r.value.lower()}", since))
+        for r in Resource
+    }
 
 
 # The event log: notable events and operators' actions, from the events contexts publish.

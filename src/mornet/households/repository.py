@@ -80,6 +80,11 @@ async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Household)) or 0)
 
 
+async def count_active(session: AsyncSession) -> int:
+    query = select(func.count()).where(Household.status == HouseholdStatus.ACTIVE)
+    return int(await session.scalar(query) or 0)
+
+
 async def active(session: AsyncSession) -> Sequence[Household]:
     """Every active household, oldest first."""
     rows = await session.scalars(

@@ -275,7 +275,7 @@ async def household_counts(session: AsyncSession) -> tuple[int, int, int]:
     """(all, active, with an active agent) households."""
     return (
         await repository.count(session),
-        len(await repository.active(session)),
+        await repository.count_active(session),
         await repository.with_active_agents(session),
     )
 

@@ -293,19 +293,6 @@ async def totals_of_households(
     ]
 
 
-async def platform_use_since(
-    session: AsyncSession, since: datetime
-) -> list[tuple[uuid.UUID, str, str, Decimal]]:
-    """(household, resource, source, use) summed over every hour from `since`."""
-    table = HourlyConsumption.__table__
-    query = (
-        select(table.c.household_id, table.c.resource, table.c.source, func.sum(table.c.quantity))
-        .where(table.c.hour_start >= since)
-        .group_by(table.c.household_id, table.c.resource, table.c.source)
-    )
-    return [(h, r, s, q) for h, r, s, q in (await session.execute(query)).all()]
-
-
 async def billed_use_by_hour(
     session: AsyncSession, start: datetime, end: datetime
 ) -> list[tuple[datetime, str, Decimal]]:

@@ -404,19 +404,6 @@ async def billed_totals_of(
     return use
 
 
-async def platform_use_since(session: AsyncSession, since: datetime) -> dict[Resource, Decimal]:
-    """Every household's billed use per resource since `since` (operators' summary)."""
-    metered = await repository.metered_resources_of(session)
-    totals: dict[Resource, Decimal] = {r: Decimal(0) for r in Resource}
-    for household_id, resource, source, quantity in await repository.platform_use_since(
-        session, since
-    ):
-        billed = _billed(metered, household_id, resource)
-        if source == billed:
-            totals[Resource(resource)] += quantity
-    return totals
-
-
 async def changes_since(
     session: AsyncSession, household_ids: Sequence[uuid.UUID], *, since: datetime
 ) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
@@ -549,3 +536,13 @@ async def billed_use_by_hour(
 async def first_use_hour(session: AsyncSession) -> datetime | None:
     """The earliest hour with any use recorded."""
     return await repository.first_use_hour(session)
+
+
+async def import_hourly_use(
+    session: AsyncSession, use: dict[tuple[uuid.UUID, Resource, datetime], Decimal]
+) -> None:
+    """Add metered history by the hour (from plugs) without its readings: a household's use
+    kept elsewhere before it joined, or a benchmark's seed."""
+    await repository.add_consumption(
+        session, {(h, r, PLUG, hour): q for (h, r, hour), q in use.items()}
+    )
