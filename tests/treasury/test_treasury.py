@@ -480,3 +480,24 @@ async def test_the_market_reserve_is_swept_to_the_safe_and_topped_up_by_proposal
     await settle(runtime, chain)
     assert await token_balance(chain, "GCC", MARKET_RESERVE) == 25
     assert await token_balance(chain, "GCC", safe) == 15
+
+
+async def test_a_3_of_5_treasury_needs_three_confirmations(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    ops = [await operator(client, session) for _ in range(5)]
+    safe = await active_treasury(runtime, chain, [o.email for o in ops], 3)
+    await give(runtime, chain, safe, GCM="9")
+    assert await on_chain(chain, safes.SINGLETON, safe).functions.getThreshold().call() == 3
+    proposal = await _propose(
+        client, ops[4].headers, kind="transfer", token="GCM", to=ops[0].email, amount="2"
+    )
+    for voter in ops[:2]:
+        assert (await _confirm(client, proposal["id"], voter.headers)).json()["status"] == "open"
+    await settle(runtime, chain)
+    assert await token_balance(chain, "GCM", safe) == 9
+    third = await _confirm(client, proposal["id"], ops[3].headers)
+    assert third.json()["status"] == "executing"
+    await settle(runtime, chain)
+    assert await token_balance(chain, "GCM", safe) == 7
+    assert await token_balance(chain, "GCM", ops[0].address) == 2
