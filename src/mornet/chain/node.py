@@ -74,6 +74,9 @@ class LocalNode:
             "--accounts",
             "1",
             "--silent",
+            # Keep no historical states: nothing here reads a past block's state, and anvil
+            # would otherwise write them under ~/.foundry/anvil/tmp, gigabytes per long run.
+            "--prune-history",
         ]
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
