@@ -37,13 +37,14 @@ router = APIRouter(tags=["treasury"])
 async def treasury_out(session: AsyncSession, handle: ChainHandle | None) -> TreasuryOut:
     t = await service.treasury_of(session, handle)
     assert handle is not None
-    nonce = None
+    # Read from the Safe when it exists (a read: the stored row is not touched here).
+    listed, threshold, nonce = t.owners, t.threshold, None
     if t.status == service.TreasuryStatus.ACTIVE:
         state = await service.safe_state(handle, t)
-        t.owners, t.threshold, nonce = state.owners, state.threshold, state.nonce
+        listed, threshold, nonce = state.owners, state.threshold, state.nonce
     users = await identity.users_by_id(session, [uuid.UUID(u) for u in t.operators.values()])
     owners = []
-    for address in t.owners:
+    for address in listed:
         user_id = t.operators.get(address)
         user = users.get(uuid.UUID(user_id)) if user_id else None
         owners.append(
@@ -58,7 +59,7 @@ async def treasury_out(session: AsyncSession, handle: ChainHandle | None) -> Tre
         chain_id=t.chain_id,
         address=t.safe if t.status == service.TreasuryStatus.ACTIVE else None,
         owners=owners,
-        threshold=t.threshold,
+        threshold=threshold,
         nonce=nonce,
         balances=await service.balances(handle, t) if nonce is not None else {},
         parameters_contract=t.parameters,

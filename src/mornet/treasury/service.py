@@ -877,6 +877,8 @@ async def _settle_executions(session: AsyncSession, handle: chain.ChainHandle, t
     """Executions that became final: executed (its siblings at the nonce replaced, earlier
     nonces stale, its effect applied) or failed; then the next one ready goes out."""
     executing = await repository.proposals_in(session, t.id, (ProposalStatus.EXECUTING,))
+    if not executing and not await repository.proposals_in(session, t.id, (ProposalStatus.OPEN,)):
+        return  # nothing waits on the chain: no need to read the Safe (this runs every 2 s)
     keys = [p.operation_key for p in executing if p.operation_key]
     statuses = await chain.statuses_of(session, keys)
     state = await safe_state(handle, t)
