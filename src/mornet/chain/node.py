@@ -74,9 +74,11 @@ class LocalNode:
             "--accounts",
             "1",
             "--silent",
-            # Keep no historical states: nothing here reads a past block's state, and anvil
-            # would otherwise write them under ~/.foundry/anvil/tmp, gigabytes per long run.
+            # Keep only the last 64 states, in memory: nothing here reads an old block's state,
+            # and anvil would otherwise write them under ~/.foundry/anvil/tmp, gigabytes per
+            # long run. Not fewer: a read at `latest` racing a new block names the previous one.
             "--prune-history",
+            "64",
         ]
         if self.state_file is not None:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
