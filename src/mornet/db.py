@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -34,6 +37,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
+
+from mornet.changes import CHANGES, Changes
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -143,10 +148,19 @@ under load costs more than the transaction itself."""
 
 def create_engine(url: str) -> AsyncEngine:
     ensure_private_sqlite_file(url)
-    pool: dict[str, Any] = (
-        {} if url.startswith("sqlite") else {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE}
-    )
-    engine = create_async_engine(async_url(url), pool_pre_ping=True, **pool)
+    # Enough pooled connections for the requests in flight: a connection opened beyond the
+    # pool is closed after its transaction, and opening one (a worker thread and the pragmas
+    # on SQLite, a login on PostgreSQL) costs more than the transaction. A server connection
+    # may have died since it was pooled, so it is pinged on checkout; a SQLite file cannot
+    # disconnect, and the ping would cost a worker-thread round trip per request.
+    pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE}
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            pool["async_creator"] = lambda: InlineReadsConnection.open(database)
+    else:
+        pool["pool_pre_ping"] = True
+    engine = create_async_engine(async_url(url), **pool)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -161,8 +175,64 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+class InlineReadsConnection(aiosqlite.Connection):
+    """aiosqlite's connection, which runs every call on a worker thread, except the calls
+    that can never wait on a lock: creating a cursor, a SELECT, fetching and closing. Those run
+    in place on the event loop, which costs microseconds where a thread round trip costs
+    hundreds (a request's reads spent most of their time in hand-overs). In WAL mode a reader
+    never waits for a writer; writes, commits and rollbacks, which may wait on the busy timeout,
+    still go to the thread, so the event loop never blocks on another transaction's lock."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._on_thread = 0
+        self._count_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, database: str) -> InlineReadsConnection:
+        # Used from the loop and from the worker thread, never at the same time by design;
+        # SQLite's serialized mode guards the connection if a cancelled call still runs.
+        return cls(lambda: sqlite3.connect(database, check_same_thread=False))
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._on_thread == 0 and _runs_in_place(fn, args) and self._connection is not None:
+            return fn(*args, **kwargs)
+        with self._count_lock:
+            self._on_thread += 1
+
+        def counted() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._count_lock:
+                    self._on_thread -= 1
+
+        return await super()._execute(counted)  # type: ignore[no-untyped-call]
+
+
+_IN_PLACE = frozenset({"cursor", "fetchone", "fetchmany", "fetchall", "close"})
+
+
+def _runs_in_place(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+    owner = getattr(fn, "__self__", None)
+    name = getattr(fn, "__name__", "")
+    if isinstance(owner, sqlite3.Cursor):
+        if name == "execute":
+            return isinstance(args[0], str) and args[0].lstrip()[:6].upper() == "SELECT"
+        return name in _IN_PLACE
+    if isinstance(owner, sqlite3.Connection):
+        # Ending a transaction that was never begun (a read-only one) touches no lock.
+        return name == "cursor" or (name in ("commit", "rollback") and not owner.in_transaction)
+    return False
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, changes: Changes | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions of `engine`; with `changes`, their transactions can announce changes to the
+    caches of every process (`changes.announce`)."""
+    info = {CHANGES: changes} if changes is not None else None
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 @asynccontextmanager

@@ -27,11 +27,13 @@ from mornet.bank.events import (
 )
 from mornet.bank.runtime import Bank, mints_forever, payouts_forever, reconcile_forever
 from mornet.bus import Bus, open_bus
+from mornet.chain.balances import BalanceBook
 from mornet.chain.client import ChainClient
 from mornet.chain.events import OperationFinished
 from mornet.chain.node import LOCAL_CHAIN_ID, LocalNode
 from mornet.chain.service import ChainHandle, ensure_deployed
 from mornet.chain.submitter import Submitter
+from mornet.changes import Changes
 from mornet.config import RuntimeSecrets, Settings, load_runtime_secrets
 from mornet.crypto import WalletCipher
 from mornet.db import (
@@ -43,7 +45,7 @@ from mornet.db import (
 )
 from mornet.identity import service as identity
 from mornet.identity.events import UserBlockChanged, UserRegistered
-from mornet.identity.service import TokenSettings
+from mornet.identity.service import AccessCache, TokenSettings
 from mornet.identity.throttle import Throttle
 from mornet.market import runtime as market_runtime
 from mornet.outbox import DomainEvent, Relay, Subscription
@@ -91,11 +93,14 @@ class Runtime:
     bus: Bus | None = None
     relay: Relay | None = None
     bank: Bank | None = None
+    changes: Changes | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     login_throttle: Throttle = field(init=False)
     registration_throttle: Throttle = field(init=False)
+    access: AccessCache = field(init=False)
 
     def __post_init__(self) -> None:
+        self.access = AccessCache(self.changes)
         window_s = self.settings.throttle_window_minutes * 60
         self.login_throttle = Throttle(self.settings.login_failure_limit, window_s)
         self.registration_throttle = Throttle(self.settings.registration_limit, window_s)
@@ -110,13 +115,16 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         secrets = load_runtime_secrets(settings)
-        engine = create_engine(settings.resolved_database_url())
+        url = settings.resolved_database_url()
+        engine = create_engine(url)
+        changes = Changes(url)
         return cls(
             settings=settings,
             secrets=secrets,
             engine=engine,
-            sessions=create_sessionmaker(engine),
+            sessions=create_sessionmaker(engine, changes),
             cipher=WalletCipher(secrets.wallet_master_key),
+            changes=changes,
         )
 
     def event_bus(self) -> Bus:
@@ -361,10 +369,19 @@ class Runtime:
             await client.fund_operator_on_dev_chain()
         async with unit_of_work(self.sessions) as session:
             contracts = await ensure_deployed(session, client)
-        submitter = Submitter(
-            self.sessions, client, contracts, confirmations=self.settings.chain_confirmations
+        handle = ChainHandle(
+            client=client,
+            contracts=contracts,
+            submitter=Submitter(
+                self.sessions, client, contracts, confirmations=self.settings.chain_confirmations
+            ),
         )
-        self.chain = ChainHandle(client=client, contracts=contracts, submitter=submitter)
+        handle.book = handle.submitter.book = BalanceBook(handle.balances_of, contracts=contracts)
+        self._tasks.append(
+            asyncio.create_task(handle.book.watch_forever(client.w3), name="chain-balance-book")
+        )
+        self.chain = handle
+        submitter = handle.submitter
         if run_submitter:
             self._tasks.append(asyncio.create_task(submitter.run_forever(), name="chain-submitter"))
         log.info(
@@ -393,6 +410,8 @@ class Runtime:
         return self.telemetry
 
     async def close(self) -> None:
+        if self.changes is not None:
+            await self.changes.close()
         if self.simulation is not None:
             await self.simulation.close()
             self.simulation = None

@@ -99,7 +99,7 @@ async def dashboard(
             )
         )
     wallet = await wallets.wallet_of(session, actor.id)
-    spendable = await wallets.available_of(session, handle, [wallet], TOKENS)
+    spendable = await wallets.available_of(session, handle, [wallet], TOKENS, shown=True)
     available = {
         token: chain.from_base_units(max(spendable[(wallet.address, token)], 0)) for token in TOKENS
     }

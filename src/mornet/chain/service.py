@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain import repository
+from mornet.chain.balances import BalanceBook
 from mornet.chain.client import ChainClient
 from mornet.chain.contracts import MAX_BATCH, TOKENS
 from mornet.chain.errors import ChainUnavailable
@@ -263,6 +264,8 @@ class ChainHandle:
     client: ChainClient
     contracts: dict[str, str]
     submitter: Submitter
+    book: BalanceBook | None = None
+    """Balances to show, kept while the chain shows no move of them (`balances.BalanceBook`)."""
 
     @property
     def chain_id(self) -> int:
@@ -294,6 +297,15 @@ class ChainHandle:
                 answers = await batch.async_execute()
             balances += [int.from_bytes(cast(bytes, answer), "big") for answer in answers]
         return balances
+
+    async def shown_balances(self, address: str, tokens: Sequence[str]) -> dict[str, int]:
+        """`tokens`' balances of `address` for display: from the balance book while the chain
+        shows no move of them, else read in one batch. Never for deciding a spend."""
+        if self.book is None:
+            return dict(
+                zip(tokens, await self.balances_of([(t, address) for t in tokens]), strict=True)
+            )
+        return await self.book.balances(address, tokens)
 
     async def total_supply(self, token: str) -> int:
         supply: int = await self.client.token(self.contracts[token]).functions.totalSupply().call()

@@ -39,6 +39,7 @@ from web3.types import Nonce, TxParams
 
 from mornet import outbox
 from mornet.chain import repository
+from mornet.chain.balances import BalanceBook
 from mornet.chain.client import ChainClient
 from mornet.chain.events import OperationFinished
 from mornet.chain.models import ChainOperation, OperationKind, OperationStatus, SubmitterLease
@@ -107,8 +108,10 @@ class Submitter:
         confirmations: int = 0,
         holder: str | None = None,
         lease_seconds: float = 30,
+        book: BalanceBook | None = None,
     ) -> None:
         self.sessions = sessions
+        self.book = book
         self.client = client
         self.contracts = contracts
         self.confirmations = confirmations
@@ -349,6 +352,8 @@ class Submitter:
                 if receipt.get("contractAddress"):
                     operation.created_address = str(receipt["contractAddress"])
                 if receipt["status"] == 1:
+                    if self.book is not None:  # the moves show at once, not at the next look
+                        self.book.forget_moved(receipt["logs"])
                     await finish(session, operation, OperationStatus.CONFIRMED)
                 elif await self._executed_on_chain(operation):
                     # Reverted as "batch already executed": the move happened, once, in an

@@ -8,9 +8,9 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mornet.dependencies import SessionDep, platform_of
+from mornet.dependencies import platform_of
 from mornet.errors import Forbidden, Unauthorized, may_answer
 from mornet.identity import service
 from mornet.identity.models import User
@@ -27,6 +27,8 @@ class IdentityHost(Protocol):
 
     login_throttle: Throttle
     registration_throttle: Throttle
+    access: service.AccessCache
+    sessions: async_sessionmaker[AsyncSession]
 
 
 def identity_host(request: Request) -> IdentityHost:
@@ -52,16 +54,16 @@ def registration_attempt(request: Request) -> Attempt:
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/auth/login")
 
 
-async def user_for_bearer(session: AsyncSession, host: IdentityHost, token: str | None) -> User:
-    """The caller of an API request (REST or GraphQL) with a bearer token; blocked → refused."""
+async def user_for_bearer(host: IdentityHost, token: str | None) -> User:
+    """The caller of an API request (REST or GraphQL) with a bearer token; blocked → refused.
+    Opens no request session: most calls are answered by the access cache."""
     if token is None:
         raise Unauthorized("send an access token: Authorization: Bearer <token>")
-    return await service.user_for_token(session, token, host.tokens)
+    return await service.user_for_token(host.sessions, token, host.tokens, host.access)
 
 
 @may_answer(401, 403)
 async def current_user(
-    session: SessionDep,
     host: IdentityDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
@@ -70,7 +72,7 @@ async def current_user(
         if credentials is not None and credentials.scheme.lower() == "bearer"
         else None
     )
-    return await user_for_bearer(session, host, token)
+    return await user_for_bearer(host, token)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -86,14 +88,12 @@ async def current_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(current_admin)]
 
 
-async def optional_page_user(
-    request: Request, session: SessionDep, host: IdentityDep
-) -> User | None:
+async def optional_page_user(request: Request, host: IdentityDep) -> User | None:
     token = request.cookies.get(web.SESSION_COOKIE)
     if not token:
         return None
     try:
-        return await service.user_for_token(session, token, host.tokens)
+        return await service.user_for_token(host.sessions, token, host.tokens, host.access)
     except service.UserBlocked:
         raise
     except Unauthorized:

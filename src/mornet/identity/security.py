@@ -45,6 +45,8 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 class AccessClaims:
     user_id: uuid.UUID
     token_version: int
+    expires_at: float
+    """POSIX seconds."""
 
 
 def encode_access_token(
@@ -74,6 +76,10 @@ def decode_access_token(token: str, *, secret: str) -> AccessClaims | None:
             issuer=ISSUER,
             options={"require": ["sub", "exp", "iat", "iss", "aud"]},
         )
-        return AccessClaims(user_id=uuid.UUID(claims["sub"]), token_version=int(claims["ver"]))
+        return AccessClaims(
+            user_id=uuid.UUID(claims["sub"]),
+            token_version=int(claims["ver"]),
+            expires_at=float(claims["exp"]),
+        )
     except (jwt.PyJWTError, ValueError, KeyError, TypeError):
         return None

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
 
 from mornet import outbox
+from mornet.changes import Changes, announce
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from mornet.identity import repository
@@ -18,6 +23,7 @@ from mornet.identity.events import UserBlockChanged, UserRegistered
 from mornet.identity.models import Role, UserStatus
 from mornet.identity.models import User as User  # the caller type other contexts receive
 from mornet.identity.security import (
+    AccessClaims,
     decode_access_token,
     encode_access_token,
     hash_password,
@@ -120,13 +126,99 @@ def issue_access_token(user: User, tokens: TokenSettings) -> str:
     )
 
 
-async def user_for_token(session: AsyncSession, token: str, tokens: TokenSettings) -> User:
-    """The active user a token speaks for. Checked against the database on every call, so a
-    block or a password change takes effect at once for tokens already issued."""
-    claims = decode_access_token(token, secret=tokens.secret)
+ACCESS_TOPIC = "identity.access"
+"""Announced whenever what decides a user's access changes: status, role, token version."""
+
+
+class AccessCache:
+    """Per process: the tokens already verified and the users they speak for, so that an
+    authenticated request costs no database round trip. A user is kept under the version of
+    `ACCESS_TOPIC` read before loading it, and used only while that version holds; every change
+    of access announces the topic, so a block, a logout or a password change takes effect at
+    once in every process sharing the database (`changes.Changes`)."""
+
+    def __init__(self, changes: Changes | None, *, max_entries: int = 10_000) -> None:
+        self.changes = changes
+        self.max_entries = max_entries
+        self._claims: dict[str, AccessClaims] = {}
+        self._users: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+
+    def claims(self, token: str, secret: str) -> AccessClaims | None:
+        claims = self._claims.get(token)
+        if claims is None:
+            claims = decode_access_token(token, secret=secret)
+            if claims is None:
+                return None
+            if len(self._claims) >= self.max_entries:
+                self._claims.clear()
+            self._claims[token] = claims
+        if claims.expires_at <= time.time():
+            self._claims.pop(token, None)
+            return None
+        return claims
+
+    async def user(
+        self, sessions: async_sessionmaker[AsyncSession], user_id: uuid.UUID
+    ) -> User | None:
+        """The user as stored now, detached from any session (a service that changes it
+        attaches it first, `_attached`)."""
+        version = self.changes.version(ACCESS_TOPIC) if self.changes is not None else None
+        if version is not None:
+            kept = self._users.get(user_id)
+            if kept is not None and kept[0] == version:
+                return _detached_user(kept[1])
+        async with sessions() as session:
+            user = await repository.get(session, user_id)
+        if user is None:
+            return None
+        fields = _user_fields(user)
+        if version is not None:
+            if len(self._users) >= self.max_entries:
+                self._users.clear()
+            self._users[user_id] = (version, fields)
+        return _detached_user(fields)
+
+
+_USER_FIELDS = tuple(column.key for column in inspect(User).column_attrs)
+
+
+def _user_fields(user: User) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in _USER_FIELDS}
+
+
+def _detached_user(fields: dict[str, Any]) -> User:
+    """A fresh copy per request (never one object shared by concurrent requests), detached:
+    a service that changes the caller loads it into its session first (`_attached`)."""
+    user = User(**fields)
+    make_transient_to_detached(user)
+    return user
+
+
+async def _attached(session: AsyncSession, user: User) -> User:
+    """`user` as a row of this session, whether it came from it or from the access cache."""
+    if user in session:
+        return user
+    return await session.merge(user)
+
+
+def announce_access_change(session: AsyncSession) -> None:
+    announce(session, ACCESS_TOPIC)
+
+
+async def user_for_token(
+    sessions: async_sessionmaker[AsyncSession],
+    token: str,
+    tokens: TokenSettings,
+    cache: AccessCache,
+) -> User:
+    """The active user a token speaks for. Checked against the database (or the access
+    cache, which is as current) on every call, so a block or a password change takes effect
+    at once for tokens already issued. Reads in a session of its own, so that a request
+    served from the cache opens none."""
+    claims = cache.claims(token, tokens.secret)
     if claims is None:
         raise Unauthorized("the access token is invalid or expired", code="invalid_token")
-    user = await repository.get(session, claims.user_id)
+    user = await cache.user(sessions, claims.user_id)
     if user is None or user.token_version != claims.token_version:
         raise Unauthorized("the access token is no longer valid", code="invalid_token")
     if user.is_blocked:
@@ -145,7 +237,9 @@ async def verify_secret(stored_hash: str, value: str) -> bool:
 
 async def end_sessions(session: AsyncSession, user: User) -> None:
     """Log out: every access token issued to the user so far stops working, server-side."""
+    user = await _attached(session, user)
     user.token_version += 1
+    announce_access_change(session)
     await session.flush()
 
 
@@ -157,6 +251,7 @@ async def update_profile(
     current_password: str | None = None,
     new_password: str | None = None,
 ) -> User:
+    user = await _attached(session, user)
     if full_name is not None:
         user.full_name = full_name.strip()
     if new_password is not None:
@@ -164,6 +259,7 @@ async def update_profile(
             raise ValidationFailed("the current password is wrong", code="wrong_password")
         user.password_hash = await hash_password(new_password)
         user.token_version += 1
+    announce_access_change(session)  # the cache keeps the name too
     await session.flush()
     return user
 
@@ -216,6 +312,7 @@ async def set_blocked(
     if blocked != user.is_blocked:
         user.status = UserStatus.BLOCKED if blocked else UserStatus.ACTIVE
         user.blocked_at = utcnow() if blocked else None
+        announce_access_change(session)
         await outbox.record(
             session, UserBlockChanged(user_id=user.id, blocked=blocked, by=actor.id)
         )
@@ -236,6 +333,7 @@ async def ensure_admin(session: AsyncSession, *, email: str, password: str, full
     existing.blocked_at = None
     existing.password_hash = await hash_password(password)
     existing.token_version += 1
+    announce_access_change(session)
     await session.flush()
     return existing
 

@@ -174,12 +174,19 @@ async def available_of(
     handle: chain.ChainHandle | None,
     owned: Collection[Wallet],
     tokens: Collection[str],
+    *,
+    shown: bool = False,
 ) -> dict[tuple[str, str], int]:
     """`available` for every (wallet address, token) pair: the balances read from the chain
-    in batches, the moves in flight in one query."""
+    in batches, the moves in flight in one query. `shown`: for display only, the balances
+    may come from the chain's balance book (never when deciding a spend)."""
     live = _require(handle)
     pairs = [(wallet.address, token) for wallet in owned for token in tokens]
-    balances = await live.balances_of([(t, a) for a, t in pairs])
+    if shown:
+        book = {w.address: await live.shown_balances(w.address, list(tokens)) for w in owned}
+        balances = [book[address][token] for address, token in pairs]
+    else:
+        balances = await live.balances_of([(t, a) for a, t in pairs])
     debits = await chain.pending_debits_of(session, [a for a, _ in pairs], tokens)
     holds = await held(session, [w.user_id for w in owned], tokens)
     users = {wallet.address: wallet.user_id for wallet in owned}
@@ -230,10 +237,8 @@ async def held_tokens(session: AsyncSession, wallet: Wallet) -> dict[str, Decima
 
 async def balances(handle: chain.ChainHandle | None, wallet: Wallet) -> dict[str, Decimal]:
     live = _require(handle)
-    return {
-        token: chain.from_base_units(await live.balance_of(token, wallet.address))
-        for token in TOKENS
-    }
+    units = await live.shown_balances(wallet.address, list(TOKENS))
+    return {token: chain.from_base_units(units[token]) for token in TOKENS}
 
 
 REGIONAL = frozenset({"E", "H", "W"})
