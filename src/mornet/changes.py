@@ -159,7 +159,9 @@ class Changes:
                     self._bump(topic)
                 self._listening = True
                 await lost.wait()
-            except (OSError, asyncpg.PostgresError) as error:
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # any failure: cache nothing, retry
                 log.warning("changes.listener_unavailable", error=str(error))
             finally:
                 self._listening = False
