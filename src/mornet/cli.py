@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -83,9 +82,6 @@ def migrate() -> None:
     console.print("database is up to date")
 
 
-SWITCH_INTERVAL_S = 0.0005
-
-
 @app.command()
 def up(
     host: Annotated[str, typer.Option(help="Interface for the API and pages.")] = "127.0.0.1",
@@ -112,10 +108,6 @@ def up(
         f"API docs: http://{host}:{port}/docs)"
     )
     app_ = create_app(runtime, simulate=simulate)
-    # The event loop holds the GIL while it serves requests; a database driver's worker
-    # thread (aiosqlite) waiting to hand back a result would wait the default 5 ms switch
-    # interval at every hop. A shorter interval lets it in at once.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.run(app_, host=host, port=port, log_level="info", access_log=False)
 
 
