@@ -74,16 +74,17 @@ class Changes:
             self._look_at_stamp(topic)
         return self._versions.get(topic, 0)
 
-    def _look_at_stamp(self, topic: str) -> None:
+    def _stamp_signature(self, topic: str) -> tuple[int, int, int] | None:
+        """The stamp file as it is now (a rewrite gives it a new inode); None if absent."""
+        assert self._stamp_dir is not None
         try:
-            found = os.stat(self._stamp_dir / topic)  # type: ignore[operator]
-            signature: tuple[int, int, int] | None = (
-                found.st_ino,
-                found.st_mtime_ns,
-                found.st_size,
-            )
+            found = os.stat(self._stamp_dir / topic)
         except FileNotFoundError:
-            signature = None
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+    def _look_at_stamp(self, topic: str) -> None:
+        signature = self._stamp_signature(topic)
         if topic not in self._stamps:
             self._stamps[topic] = signature
         elif self._stamps[topic] != signature:
@@ -134,9 +135,8 @@ class Changes:
             fresh = self._stamp_dir / f".{topic}.{os.getpid()}"
             fresh.write_bytes(os.urandom(8))
             os.replace(fresh, self._stamp_dir / topic)  # a new inode: readers see a change
-            found = os.stat(self._stamp_dir / topic)
             # This process's own stamp is not news to it (it moved the version already).
-            self._stamps[topic] = (found.st_ino, found.st_mtime_ns, found.st_size)
+            self._stamps[topic] = self._stamp_signature(topic)
         except OSError as error:  # other processes fall back to their own TTL
             log.warning("changes.stamp_failed", topic=topic, error=str(error))
 
@@ -185,14 +185,9 @@ class Changes:
         self._listening = False
 
 
-def changes_of(session: AsyncSession) -> Changes | None:
-    found: Changes | None = session.info.get(CHANGES)
-    return found
-
-
 def announce(session: AsyncSession, topic: str) -> None:
     """Announce `topic` through the session's process-wide `Changes`, if it has one (a
     session without one belongs to a process that caches nothing)."""
-    changes = changes_of(session)
+    changes: Changes | None = session.info.get(CHANGES)
     if changes is not None:
         changes.announce(session, topic)

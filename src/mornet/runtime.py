@@ -369,19 +369,16 @@ class Runtime:
             await client.fund_operator_on_dev_chain()
         async with unit_of_work(self.sessions) as session:
             contracts = await ensure_deployed(session, client)
-        handle = ChainHandle(
-            client=client,
-            contracts=contracts,
-            submitter=Submitter(
-                self.sessions, client, contracts, confirmations=self.settings.chain_confirmations
-            ),
+        submitter = Submitter(
+            self.sessions, client, contracts, confirmations=self.settings.chain_confirmations
         )
-        handle.book = handle.submitter.book = BalanceBook(handle.balances_of, contracts=contracts)
+        self.chain = ChainHandle(client=client, contracts=contracts, submitter=submitter)
+        # Shown balances, forgotten by the watcher's logs and by the submitter's receipts.
+        book = BalanceBook(self.chain.balances_of, contracts=contracts)
+        self.chain.book = submitter.book = book
         self._tasks.append(
-            asyncio.create_task(handle.book.watch_forever(client.w3), name="chain-balance-book")
+            asyncio.create_task(book.watch_forever(client.w3), name="chain-balance-book")
         )
-        self.chain = handle
-        submitter = handle.submitter
         if run_submitter:
             self._tasks.append(asyncio.create_task(submitter.run_forever(), name="chain-submitter"))
         log.info(
