@@ -69,3 +69,42 @@ def test_an_existing_database_file_is_made_private(tmp_path: Path) -> None:
     path.chmod(0o644)
     ensure_private_sqlite_file(f"sqlite:///{path}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_sqlite_reads_run_in_place_but_a_write_waiting_on_a_lock_never_blocks_the_loop(
+    tmp_path: Path,
+) -> None:
+    """SQLite's reads run on the event loop; a write that must wait for another transaction's
+    lock waits on aiosqlite's thread. If it waited on the loop, the holder could never commit
+    and the write would fail with 'database is locked' after the busy timeout."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'mornet.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE scratch (x INTEGER)"))
+            await connection.execute(text("INSERT INTO scratch VALUES (1)"))
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(ticker())
+        async with engine.connect() as holder, engine.connect() as other:
+            await holder.execute(text("INSERT INTO scratch VALUES (2)"))  # holds the write lock
+            # A read does not wait for the writer, and sees only what is committed.
+            assert (await other.scalar(text("SELECT count(*) FROM scratch"))) == 1
+            waiting = asyncio.create_task(other.execute(text("INSERT INTO scratch VALUES (3)")))
+            before = ticks
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # the second writer waits for the lock …
+            assert ticks - before >= 10  # … while the loop keeps running
+            await holder.commit()
+            await waiting
+            await other.commit()
+        ticking.cancel()
+        async with engine.connect() as connection:
+            assert (await connection.scalar(text("SELECT count(*) FROM scratch"))) == 3
+    finally:
+        await engine.dispose()
