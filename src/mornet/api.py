@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.tools import merge_types
 
@@ -142,27 +142,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         yield
         await runtime.close()
 
-    app = FastAPI(
-        title="MorNet API",
-        version=__version__,
-        description="Household utility telemetry, tariffs and settlement. "
-        "Authenticate with `POST /api/auth/login`, then send `Authorization: Bearer <token>`.",
-        lifespan=lifespan,
-    )
-    app.state.platform = _as_platform(runtime)
-    if runtime.bank is None:
-        runtime.bank = open_bank(runtime.settings, runtime.secrets, app)
-    # Sections other contexts add to the household page.
-    app.state.household_panels = [
-        telemetry_pages.today_panel,
-        cost_pages.month_panel,
-        tokens_pages.settlements_panel,
-    ]
-    install_error_handlers(app, render_page=web_pages.render_error_page)
-    web_pages.install_page_handlers(app)
-
-    api = APIRouter(prefix="/api")
-    for router in (
+    api_routers = (
         identity_api.router,
         accounts_api.router,
         analytics_api.router,
@@ -176,20 +156,8 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         treasury_api.router,
         wallets_api.router,
         telemetry_api.router,
-    ):
-        api.include_router(router)
-    app.include_router(api)
-    declare_error_responses(app.routes)
-
-    app.include_router(
-        OfflineGraphQLRouter(
-            build_graphql_schema(), context_getter=graphql_context, allow_queries_via_get=False
-        ),
-        prefix="/graphql",
-        include_in_schema=False,
     )
-
-    for pages in (
+    page_routers = (
         identity_pages.router,
         analytics_pages.router,
         accounts_pages.router,
@@ -201,8 +169,38 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
         tokens_pages.router,
         treasury_pages.router,
         telemetry_pages.router,
-    ):
-        app.include_router(pages)
+    )
+    app = FastAPI(
+        title="MorNet API",
+        version=__version__,
+        description="Household utility telemetry, tariffs and settlement. "
+        "Authenticate with `POST /api/auth/login`, then send `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+        # The contexts' routes in one flat list, matched in order. Included routers are
+        # matched through FastAPI's nested inclusion, which walked every router twice per
+        # request; the routers declare their full paths (`/api/...`), so nothing is lost.
+        routes=[route for router in (*api_routers, *page_routers) for route in router.routes],
+    )
+    app.state.platform = _as_platform(runtime)
+    if runtime.bank is None:
+        runtime.bank = open_bank(runtime.settings, runtime.secrets, app)
+    # Sections other contexts add to the household page.
+    app.state.household_panels = [
+        telemetry_pages.today_panel,
+        cost_pages.month_panel,
+        tokens_pages.settlements_panel,
+    ]
+    install_error_handlers(app, render_page=web_pages.render_error_page)
+    web_pages.install_page_handlers(app)
+    declare_error_responses(app.routes)
+
+    app.include_router(
+        OfflineGraphQLRouter(
+            build_graphql_schema(), context_getter=graphql_context, allow_queries_via_get=False
+        ),
+        prefix="/graphql",
+        include_in_schema=False,
+    )
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

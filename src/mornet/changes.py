@@ -14,24 +14,32 @@ A cache reads `version(topic)` *before* it reads the database, stores what it re
 version, and trusts an entry only while the version is the same. `version` is None while the
 cross-process feed cannot be trusted (PostgreSQL's listener is not connected yet, or was lost):
 then nothing may be cached and every read goes to the database.
+
+Every write announces itself: a session of `create_sessionmaker(engine, changes)` announces
+`table.<name>` for each table its transaction inserts into, updates or deletes from (flushed
+objects and DML statements alike), so a cache of a read names the tables it read (`topics_of`)
+and no write path can forget to invalidate it. `cached_read` is that cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +49,17 @@ CHANGES = "mornet.changes"
 _CHANNEL = "mornet_changes"
 _PENDING = "mornet.changes.pending"
 _TOPIC = re.compile(r"^[a-z][a-z0-9_.]{0,62}$")
+_PAYLOAD_LIMIT = 7000  # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
+
+V = TypeVar("V")
+_MISS = object()
+
+
+def topics_of(*tables: Any) -> tuple[str, ...]:
+    """The topics announced by writes to these tables (mapped classes or `Table`s)."""
+    return tuple(
+        f"table.{(t if isinstance(t, Table) else inspect(t).local_table).name}" for t in tables
+    )
 
 
 class Changes:
@@ -60,6 +79,7 @@ class Changes:
             else None
         )
         self._origin = uuid.uuid4().hex
+        self._caches: dict[str, ReadCache] = {}
         self._listener: Any = None
         self._listening = False
         self._task: asyncio.Task[None] | None = None
@@ -96,6 +116,15 @@ class Changes:
 
     # announcing
 
+    def session_class(self) -> type[Session]:
+        """A `Session` class whose sessions announce every table they write, at commit."""
+        announcing: type[Session] = type("AnnouncingSession", (Session,), {})
+        event.listen(announcing, "after_flush", self._flushed)
+        event.listen(announcing, "do_orm_execute", self._executed)
+        event.listen(announcing, "before_commit", self._before_commit)
+        event.listen(announcing, "after_commit", self._after_commit)
+        return announcing
+
     def announce(self, session: AsyncSession, topic: str) -> None:
         """Make `topic` move everywhere once `session`'s transaction commits (not if it rolls
         back). On PostgreSQL the NOTIFY is sent inside the transaction, so the server delivers
@@ -103,30 +132,52 @@ class Changes:
         if not _TOPIC.match(topic):
             raise ValueError(f"not a topic name: {topic!r}")
         sync_session = session.sync_session
-        if not event.contains(sync_session, "after_commit", self._after_commit):
-            # Kept for the session's life (removing a listener while SQLAlchemy runs the
-            # session's listeners breaks their dispatch); with nothing pending they do nothing.
+        if not event.contains(type(sync_session), "after_commit", self._after_commit) and (
+            not event.contains(sync_session, "after_commit", self._after_commit)
+        ):
+            # A session made elsewhere: listen on it for its life (removing a listener while
+            # SQLAlchemy runs the session's listeners breaks their dispatch).
             event.listen(sync_session, "before_commit", self._before_commit)
             event.listen(sync_session, "after_commit", self._after_commit)
-            event.listen(sync_session, "after_rollback", self._forget)
-        sync_session.info.setdefault(_PENDING, set()).add(topic)
+        _pend(sync_session, topic)
+
+    def _flushed(self, session: Session, _: UOWTransaction) -> None:
+        # Still the pre-flush state here: what the flush inserted, updated and deleted.
+        for instance in itertools.chain(session.new, session.dirty, session.deleted):
+            for table in inspect(instance).mapper.tables:
+                _pend(session, f"table.{table.name}")
+
+    def _executed(self, state: ORMExecuteState) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            table = getattr(state.statement, "table", None)
+            name = getattr(table, "name", None)
+            _pend(state.session, f"table.{name}" if name else "table.unknown")
 
     def _before_commit(self, session: Session) -> None:
-        if self._backend == "postgresql":
-            for topic in sorted(session.info.get(_PENDING, ())):
+        # The commit flushes after this hook: flush now, so what it writes is announced too.
+        session.flush()
+        pending = session.info.get(_PENDING)
+        if pending and self._backend == "postgresql":
+            for payload in _payloads(self._origin, sorted(pending)):
                 session.execute(
                     text("SELECT pg_notify(:channel, :payload)"),
-                    {"channel": _CHANNEL, "payload": f"{topic} {self._origin}"},
+                    {"channel": _CHANNEL, "payload": payload},
                 )
 
     def _after_commit(self, session: Session) -> None:
+        # Announced topics are kept through a rollback (moving a version needlessly is
+        # harmless; a rolled-back savepoint must not drop what its transaction still commits).
         for topic in session.info.pop(_PENDING, set()):
             self._bump(topic)
             if self._stamp_dir is not None:
                 self._write_stamp(topic)
 
-    def _forget(self, session: Session) -> None:
-        session.info.pop(_PENDING, None)
+    def cache(self, name: str) -> ReadCache:
+        """The process's cache called `name` (made on first use)."""
+        found = self._caches.get(name)
+        if found is None:
+            found = self._caches[name] = ReadCache(self)
+        return found
 
     def _write_stamp(self, topic: str) -> None:
         assert self._stamp_dir is not None
@@ -168,9 +219,10 @@ class Changes:
             await asyncio.sleep(1)
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        topic, _, origin = payload.partition(" ")
+        origin, *topics = payload.split(" ")
         if origin != self._origin:  # this process moved its own version at commit already
-            self._bump(topic)
+            for topic in topics:
+                self._bump(topic)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -183,6 +235,113 @@ class Changes:
                 await self._listener.close()
             self._listener = None
         self._listening = False
+
+
+def _pend(session: Session, topic: str) -> None:
+    session.info.setdefault(_PENDING, set()).add(topic)
+
+
+def _payloads(origin: str, topics: list[str]) -> list[str]:
+    """`origin topic topic …` notifications, each under PostgreSQL's payload limit."""
+    payloads: list[str] = []
+    current = origin
+    for topic in topics:
+        if len(current) + len(topic) + 1 > _PAYLOAD_LIMIT:
+            payloads.append(current)
+            current = origin
+        current += " " + topic
+    return [*payloads, current]
+
+
+class ReadCache:
+    """Values read from the database, each trusted while the versions of the topics it was
+    read under are unchanged (and, with `max_age`, for at most that many seconds)."""
+
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, changes: Changes) -> None:
+        self._changes = changes
+        self._entries: dict[Hashable, tuple[tuple[Hashable, ...], float, Any]] = {}
+        self.reading: dict[tuple[Hashable, tuple[Hashable, ...]], asyncio.Future[Any]] = {}
+        """Reads under way, per key and signature: callers that miss together read once."""
+
+    def signature(
+        self, topics: tuple[str, ...], extra: Hashable = None
+    ) -> tuple[Hashable, ...] | None:
+        """The versions of `topics` now (and `extra`); None if nothing may be cached."""
+        versions: list[Hashable] = []
+        for topic in topics:
+            version = self._changes.version(topic)
+            if version is None:
+                return None
+            versions.append(version)
+        versions.append(extra)
+        return tuple(versions)
+
+    def get(self, key: Hashable, signature: tuple[Hashable, ...]) -> Any:
+        """The value kept under `key` for `signature`, or `_MISS`."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != signature or entry[1] < time.monotonic():
+            return _MISS
+        return entry[2]
+
+    def put(
+        self, key: Hashable, signature: tuple[Hashable, ...], value: Any, max_age: float | None
+    ) -> None:
+        expires = time.monotonic() + max_age if max_age is not None else float("inf")
+        self._entries[key] = (signature, expires, value)
+        while len(self._entries) > self.MAX_ENTRIES:  # the oldest entries go first
+            del self._entries[next(iter(self._entries))]
+
+
+async def cached_read(
+    session: AsyncSession,
+    name: str,
+    topics: tuple[str, ...],
+    key: Hashable,
+    read: Callable[[], Awaitable[V]],
+    *,
+    max_age: float | None = None,
+    extra: Hashable = None,
+) -> V:
+    """`read()`'s value, kept in the process's cache `name` under `key` while none of the
+    `topics` moves (and `extra`, a version the caller keeps, stays equal). The value is shared
+    by every later caller: it must not be changed. A session that has written anything reads
+    past the cache: it sees its own writes, and what it read may never commit."""
+    changes: Changes | None = session.info.get(CHANGES)
+    if changes is None or has_written(session.sync_session):
+        return await read()  # a writer reads its own writes, and keeps nothing it read
+    cache = changes.cache(name)
+    signature = cache.signature(topics, extra)  # before the read: a change after it shows
+    if signature is None:
+        return await read()
+    hit = cache.get(key, signature)
+    if hit is not _MISS:
+        return hit  # type: ignore[no-any-return]
+    under_way = cache.reading.get((key, signature))
+    if under_way is not None:  # another caller is reading the same: share its value
+        with contextlib.suppress(Exception):
+            return await asyncio.shield(under_way)
+        return await read()  # its read failed (or was cancelled): read for this caller
+    reading: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    cache.reading[(key, signature)] = reading
+    try:
+        value = await read()
+    except BaseException as error:
+        reading.set_exception(error if isinstance(error, Exception) else RuntimeError("cancelled"))
+        reading.exception()  # retrieved: nobody waiting is not an error
+        raise
+    finally:
+        cache.reading.pop((key, signature), None)
+    reading.set_result(value)
+    if not has_written(session.sync_session):  # the read's autoflush may have written
+        cache.put(key, signature, value, max_age)
+    return value
+
+
+def has_written(session: Session) -> bool:
+    """Whether the session holds writes (made or pending) or announcements not committed."""
+    return bool(session.info.get(_PENDING) or session.new or session.dirty or session.deleted)
 
 
 def announce(session: AsyncSession, topic: str) -> None:

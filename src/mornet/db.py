@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
-from mornet.changes import CHANGES, Changes
+from mornet.changes import CHANGES, Changes, has_written
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -229,10 +229,16 @@ def _runs_in_place(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
 def create_sessionmaker(
     engine: AsyncEngine, changes: Changes | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions of `engine`; with `changes`, their transactions can announce changes to the
-    caches of every process (`changes.announce`)."""
-    info = {CHANGES: changes} if changes is not None else None
-    return async_sessionmaker(engine, expire_on_commit=False, info=info)
+    """Sessions of `engine`; with `changes`, their transactions announce what they write (and
+    whatever else they `announce`) to the caches of every process."""
+    if changes is None:
+        return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(
+        engine,
+        expire_on_commit=False,
+        info={CHANGES: changes},
+        sync_session_class=changes.session_class(),
+    )
 
 
 @asynccontextmanager
@@ -243,7 +249,10 @@ async def unit_of_work(
     async with sessions() as session:
         try:
             yield session
-            await session.commit()
+            # A session that never began a transaction nor holds anything to write (a read
+            # answered from caches) has nothing to commit.
+            if session.in_transaction() or has_written(session.sync_session):
+                await session.commit()
         except BaseException:
             await session.rollback()
             raise

@@ -123,6 +123,11 @@ def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+_ERROR_CONTENT: dict[str, Any] = {
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+}
+
+
 def may_answer(*statuses: int) -> Callable[[F], F]:
     """Mark a dependency (or endpoint) with the error statuses it may answer; every route
     that uses it declares them (`declare_error_responses`)."""
@@ -156,8 +161,11 @@ def declare_error_responses(routes: Iterable[BaseRoute]) -> None:
 
     for route in routes:
         if isinstance(route, APIRoute):
-            for status, response in answers(*sorted(_statuses(route.dependant))).items():
-                route.responses.setdefault(status, response)
+            for status in sorted(_statuses(route.dependant)):
+                # The schema by reference: the route's response models were built already.
+                route.responses.setdefault(
+                    status, {**_ERROR_CONTENT, "description": _REASONS[status]}
+                )
         included = getattr(route, "original_router", None)  # an included router's routes
         if included is not None:
             declare_error_responses(included.routes)

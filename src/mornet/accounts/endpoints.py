@@ -12,7 +12,7 @@ from mornet.errors import answers
 from mornet.identity.auth import AdminUser, registration_attempt
 from mornet.identity.schemas import RegisterRequest, UserOut
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(prefix="/api", tags=["identity"])
 
 
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED, responses=answers(409, 429))

@@ -18,7 +18,7 @@ from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.pagination import Page, PageParams, page_of
 from mornet.treasury import service as treasury
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(prefix="/api", tags=["analytics"])
 
 
 @router.get("/dashboard", responses=answers(503))

@@ -32,6 +32,7 @@ from mornet.bank import service as bank
 from mornet.chain import service as chain
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import TOKENS
+from mornet.changes import cached_read
 from mornet.cost import service as cost
 from mornet.db import utcnow
 from mornet.errors import ValidationFailed
@@ -41,7 +42,9 @@ from mornet.market import service as market
 from mornet.outbox import DomainEvent
 from mornet.pagination import PageRequest, fetch_page
 from mornet.resources import Resource
+from mornet.tariffs import service as tariffs
 from mornet.telemetry import service as telemetry
+from mornet.tokens import service as tokens
 from mornet.wallets import service as wallets
 from mornet.wallets.history import history_out
 
@@ -52,6 +55,21 @@ WITHDRAWALS = "bank.withdrawal.paid"
 DAY_PLACES = Decimal("0.1")
 
 
+DASHBOARD_SOURCES = (
+    *households.HOUSEHOLD_TOPICS,
+    *telemetry.USE_TOPICS,
+    *tariffs.TARIFF_TOPICS,
+    *wallets.WALLET_TOPICS,
+    *chain.MOVE_TOPICS,
+    *tokens.SETTLEMENT_TOPICS,
+)
+"""Everything the dashboard shows is read from what these topics announce (and the balances
+the chain's balance book shows)."""
+DASHBOARD_MAX_AGE_S = 2.0
+"""How long one user's dashboard is shown again while none of its sources moved: its day,
+month and trailing week move with the clock too (`as_of` says when it was read)."""
+
+
 async def dashboard(
     session: AsyncSession,
     handle: chain.ChainHandle | None,
@@ -59,7 +77,25 @@ async def dashboard(
     actor: Actor,
     now: datetime | None = None,
 ) -> DashboardOut:
-    now = now or utcnow()
+    """The actor's dashboard; read again only when a source moved or it is older than
+    `DASHBOARD_MAX_AGE_S` (or at a given `now`)."""
+    shown_balances = handle.shown_balances_version() if handle is not None else None
+    if now is not None or shown_balances is None:
+        return await _dashboard(session, handle, actor=actor, now=now or utcnow())
+    return await cached_read(
+        session,
+        "analytics.dashboard",
+        DASHBOARD_SOURCES,
+        actor.id,
+        lambda: _dashboard(session, handle, actor=actor, now=utcnow()),
+        max_age=DASHBOARD_MAX_AGE_S,
+        extra=shown_balances,
+    )
+
+
+async def _dashboard(
+    session: AsyncSession, handle: chain.ChainHandle | None, *, actor: Actor, now: datetime
+) -> DashboardOut:
     glances: list[HouseholdGlance] = []
     daily_use: dict[str, Decimal] = defaultdict(Decimal)
     for detail in await households.list_own_households(session, owner=actor):
@@ -114,7 +150,7 @@ async def dashboard(
         households=glances,
         wallet=WalletGlance(
             available=available,
-            held=await wallets.held_tokens(session, wallet),
+            held=await wallets.held_tokens(session, wallet.user_id),
             prepaid_days_left=days_left,
         ),
         transactions=await history_out(session, wallet, limit=10),

@@ -28,7 +28,7 @@ from mornet.errors import answers, error_body
 from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.pagination import Page, PageParams, page_of
 
-router = APIRouter(tags=["bank"])
+router = APIRouter(prefix="/api", tags=["bank"])
 
 
 @router.post("/bank/deposits", status_code=status.HTTP_201_CREATED, responses=answers(502, 503))

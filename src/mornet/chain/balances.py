@@ -71,6 +71,11 @@ class BalanceBook:
         """Until when the watcher's view is current enough for entries to be used."""
 
     @property
+    def epoch(self) -> int:
+        """Moves on every forget."""
+        return self._epoch
+
+    @property
     def watching(self) -> bool:
         return time.monotonic() < self._fresh_until
 

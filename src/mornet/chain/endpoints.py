@@ -8,7 +8,7 @@ from mornet.chain.dependencies import ChainDep
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import ChainOut
 
-router = APIRouter(tags=["chain"])
+router = APIRouter(prefix="/api", tags=["chain"])
 
 
 @router.get("/chain")

@@ -38,8 +38,12 @@ from mornet.chain.schemas import (
 from mornet.chain.schemas import from_base_units as from_base_units  # part of this API too
 from mornet.chain.schemas import to_base_units as to_base_units
 from mornet.chain.submitter import Submitter, announce_finished
+from mornet.changes import topics_of
 from mornet.db import set_after_commit, utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
+
+MOVE_TOPICS = topics_of(ChainOperation, ChainOperationParty)
+"""The platform's recorded moves (history, moves in flight) change only when these move."""
 
 
 class ChainStateMismatch(MornetError):
@@ -297,6 +301,13 @@ class ChainHandle:
                 answers = await batch.async_execute()
             balances += [int.from_bytes(cast(bytes, answer), "big") for answer in answers]
         return balances
+
+    def shown_balances_version(self) -> int | None:
+        """Moves whenever the balance book forgets a balance; None while shown balances are
+        read from the chain each time (no book, or its watcher is behind)."""
+        if self.book is None or not self.book.watching:
+            return None
+        return self.book.epoch
 
     async def shown_balances(self, address: str, tokens: Sequence[str]) -> dict[str, int]:
         """`tokens`' balances of `address` for display: from the balance book while the chain

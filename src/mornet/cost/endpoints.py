@@ -16,7 +16,7 @@ from mornet.fields import FromQuery, ToQuery
 from mornet.identity.auth import CurrentUser
 from mornet.pagination import Page, PageParams, page_of
 
-router = APIRouter(tags=["cost"])
+router = APIRouter(prefix="/api", tags=["cost"])
 
 
 def calculation_out(calculation: CostCalculation) -> CalculationOut:

@@ -21,7 +21,7 @@ from mornet.households.schemas import (
 from mornet.identity.auth import AdminUser, CurrentUser
 from mornet.pagination import Page, PageParams, page_of
 
-router = APIRouter(tags=["households"])
+router = APIRouter(prefix="/api", tags=["households"])
 
 
 def household_out(detail: service.HouseholdDetail) -> HouseholdOut:
@@ -40,16 +40,14 @@ async def create_household(
 
 @router.get("/households")
 async def list_households(user: CurrentUser, session: SessionDep) -> list[HouseholdOut]:
-    return [household_out(d) for d in await service.list_own_households(session, owner=user)]
+    return await service.own_households_shown(session, owner=user)
 
 
 @router.get("/households/{household_id}")
 async def read_household(
     household_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> HouseholdOut:
-    return household_out(
-        await service.household_detail(session, actor=user, household_id=household_id)
-    )
+    return await service.household_shown(session, actor=user, household_id=household_id)
 
 
 @router.patch("/households/{household_id}")

@@ -10,11 +10,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.access import Actor
+from mornet.access import Actor, may_access
+from mornet.changes import cached_read, topics_of
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.households import repository
 from mornet.households.models import EdgeAgent, Household, HouseholdStatus
+from mornet.households.schemas import HouseholdOut
 from mornet.identity import service as identity
 from mornet.pagination import PageRequest
 from mornet.tariffs import service as tariffs
@@ -150,6 +152,39 @@ async def list_own_households(session: AsyncSession, *, owner: Actor) -> list[Ho
     households = await repository.list_for_owner(session, owner.id)
     agents = await repository.agents_of(session, [h.id for h in households])
     return [HouseholdDetail(h, [a for a in agents if a.household_id == h.id]) for h in households]
+
+
+HOUSEHOLD_TOPICS = topics_of(Household, EdgeAgent)
+"""What households and their agents look like changes only when these move."""
+
+
+async def own_households_shown(session: AsyncSession, *, owner: Actor) -> list[HouseholdOut]:
+    """The owner's households as shown, from the process's cache while none changed."""
+
+    async def read() -> list[HouseholdOut]:
+        details = await list_own_households(session, owner=owner)
+        return [HouseholdOut.of(d.household, d.agents) for d in details]
+
+    return await cached_read(session, "households.own", HOUSEHOLD_TOPICS, owner.id, read)
+
+
+async def household_shown(
+    session: AsyncSession, *, actor: Actor, household_id: uuid.UUID
+) -> HouseholdOut:
+    """One household as shown, if the actor may see it, from the process's cache while no
+    household or agent changed (the same 404 as `household_detail` otherwise)."""
+
+    async def read() -> tuple[uuid.UUID, HouseholdOut] | None:
+        household = await repository.get(session, household_id)
+        if household is None:
+            return None
+        agents = await repository.agents_of(session, [household.id])
+        return household.owner_id, HouseholdOut.of(household, agents)
+
+    found = await cached_read(session, "households.one", HOUSEHOLD_TOPICS, household_id, read)
+    if found is None or not may_access(actor, found[0]):
+        raise HouseholdNotFound()
+    return found[1]
 
 
 async def regions_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> set[str]:

@@ -19,7 +19,7 @@ from mornet.identity.schemas import (
 )
 from mornet.pagination import Page, PageParams, page_of
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(prefix="/api", tags=["identity"])
 
 
 def _user_out(user: User) -> UserOut:

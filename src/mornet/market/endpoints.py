@@ -32,7 +32,7 @@ from mornet.pagination import Page, PageParams, page_of
 from mornet.resources import Resource
 from mornet.tariffs.schemas import RegionCode
 
-router = APIRouter(tags=["market"])
+router = APIRouter(prefix="/api", tags=["market"])
 
 
 async def deals_out(session: AsyncSession, deals: Sequence[MarketDeal]) -> list[DealOut]:

@@ -21,7 +21,7 @@ from mornet.tariffs.schemas import (
     TariffOut,
 )
 
-router = APIRouter(tags=["tariffs"])
+router = APIRouter(prefix="/api", tags=["tariffs"])
 
 
 def tariff_out(quote: service.TariffQuote) -> TariffOut:
@@ -41,7 +41,7 @@ async def tariffs_for_region(
 ) -> RegionTariffs:
     moment: datetime = at or datetime.now().astimezone()
     found, quotes = await service.tariffs_in_force(session, region, moment)
-    return RegionTariffs(region=found.code, at=moment, tariffs=[tariff_out(q) for q in quotes])
+    return RegionTariffs(region=found, at=moment, tariffs=[tariff_out(q) for q in quotes])
 
 
 @router.get("/tariffs/{region}/history")

@@ -42,9 +42,7 @@ class TariffsQuery:
         if moment.tzinfo is None:
             raise ValidationFailed("`at` needs a time zone, e.g. 2026-01-01T00:00:00Z")
         found, quotes = await service.tariffs_in_force(info.context.session, region, moment)
-        return RegionTariffsType(
-            region=found.code, at=moment, tariffs=[tariff_type(q) for q in quotes]
-        )
+        return RegionTariffsType(region=found, at=moment, tariffs=[tariff_type(q) for q in quotes])
 
 
 @strawberry.type

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet import outbox
+from mornet.changes import cached_read, topics_of
 from mornet.db import utcnow
 from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.resources import CURRENCY, Resource
@@ -95,25 +96,55 @@ async def create_region(session: AsyncSession, *, code: str, name: str, timezone
     return region
 
 
+TARIFF_TOPICS = topics_of(Region, Tariff)
+"""Regions and prices change only when these move (prices are only ever added)."""
+
+
+async def _tariff_book(
+    session: AsyncSession, region_code: str
+) -> tuple[str, tuple[TariffQuote, ...]]:
+    """A region's code and its whole price history, latest first per resource, from the
+    process's cache while no region or price was added (a missing region is refused)."""
+
+    code = region_code.upper()
+
+    async def read() -> tuple[str, tuple[TariffQuote, ...]] | None:
+        region = await repository.get_region(session, code)
+        if region is None:
+            return None
+        history = await repository.history(session, region.code, None)
+        return region.code, tuple(_quote(row) for row in history)
+
+    book = await cached_read(session, "tariffs.book", TARIFF_TOPICS, code, read)
+    if book is None:
+        raise UnknownRegion(region_code)
+    return book
+
+
 async def tariffs_in_force(
     session: AsyncSession, region_code: str, at: datetime | None = None
-) -> tuple[Region, list[TariffQuote]]:
-    region = await get_region(session, region_code)
-    rows = await repository.in_force(session, region.code, at or utcnow())
-    return region, [_quote(row) for row in rows]
+) -> tuple[str, list[TariffQuote]]:
+    """The region's code and, per resource, the price with the latest start not after `at`."""
+    code, book = await _tariff_book(session, region_code)
+    moment = at or utcnow()
+    in_force: dict[Resource, TariffQuote] = {}
+    for quote in book:  # latest first within each resource
+        if quote.valid_from <= moment and quote.resource not in in_force:
+            in_force[quote.resource] = quote
+    return code, [in_force[r] for r in sorted(in_force)]
 
 
 async def price_at(
     session: AsyncSession, *, region_code: str, resource: Resource, at: datetime
 ) -> TariffQuote:
     """The price of `resource` in `region_code` in force at `at` (for the cost engine)."""
-    region = await get_region(session, region_code)
-    tariff = await repository.one_in_force(session, region.code, resource, at)
-    if tariff is None:
-        raise NoTariffInForce(
-            f"no {resource.label.lower()} tariff in force in {region.code} at {at.isoformat()}"
-        )
-    return _quote(tariff)
+    code, book = await _tariff_book(session, region_code)
+    for quote in book:
+        if quote.resource == resource and quote.valid_from <= at:
+            return quote
+    raise NoTariffInForce(
+        f"no {resource.label.lower()} tariff in force in {code} at {at.isoformat()}"
+    )
 
 
 async def tariff_history(

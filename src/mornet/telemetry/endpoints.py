@@ -20,7 +20,7 @@ from mornet.telemetry.schemas import (
     ReadingOut,
 )
 
-router = APIRouter(tags=["telemetry"])
+router = APIRouter(prefix="/api", tags=["telemetry"])
 
 
 @router.get("/households/{household_id}/readings")

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet import outbox
 from mornet.access import Actor
 from mornet.bus import Unprocessable
+from mornet.changes import topics_of
 from mornet.db import utcnow
 from mornet.errors import ValidationFailed, describe
 from mornet.households import service as households
@@ -27,9 +28,20 @@ from mornet.resources import Resource
 from mornet.tariffs import service as tariffs
 from mornet.telemetry import repository
 from mornet.telemetry.events import MessageDeadLettered
-from mornet.telemetry.models import METER, PLUG, DeadLetter, HourlyConsumption, Reading, source_of
+from mornet.telemetry.models import (
+    METER,
+    PLUG,
+    DeadLetter,
+    DeviceCursor,
+    HourlyConsumption,
+    Reading,
+    source_of,
+)
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireMessage
 from mornet.wire.telemetry import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
+
+USE_TOPICS = topics_of(Reading, DeviceCursor, HourlyConsumption)
+"""What a household's readings and use look like changes only when these move."""
 
 DEAD_LETTER_KEEP_BYTES = 64 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)

@@ -27,7 +27,7 @@ from mornet.tokens.schemas import (
 )
 from mornet.treasury import service as treasury
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(prefix="/api", tags=["tokens"])
 
 
 async def _move(

@@ -19,6 +19,7 @@ from mornet.chain import service as chain
 from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import DECIMALS, OperationKind, OperationOut
+from mornet.changes import topics_of
 from mornet.cost import service as cost
 from mornet.db import utcnow
 from mornet.errors import Conflict, NotFound, ValidationFailed
@@ -37,6 +38,9 @@ from mornet.tokens.models import (
 from mornet.treasury import service as treasury
 from mornet.wallets import service as wallets
 from mornet.wallets.service import Wallet
+
+SETTLEMENT_TOPICS = topics_of(Settlement, SettlementAdjustment, ArrearsPayment)
+"""What settlements show (and which moves settle which periods) changes only when these move."""
 
 GCM_RATE = "gcm_rate"
 GCM_QUANTUM = Decimal(1).scaleb(-DECIMALS)

@@ -31,7 +31,7 @@ from mornet.treasury.schemas import (
     VoteRequest,
 )
 
-router = APIRouter(tags=["treasury"])
+router = APIRouter(prefix="/api", tags=["treasury"])
 
 
 async def treasury_out(session: AsyncSession, handle: ChainHandle | None) -> TreasuryOut:

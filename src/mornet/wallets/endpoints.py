@@ -15,17 +15,12 @@ from mornet.wallets import service
 from mornet.wallets.history import history_out
 from mornet.wallets.schemas import HistoryEntryOut, TransferRequest, WalletOut
 
-router = APIRouter(tags=["wallets"])
+router = APIRouter(prefix="/api", tags=["wallets"])
 
 
 @router.get("/wallet")
 async def read_wallet(user: CurrentUser, session: SessionDep, chain: ChainDep) -> WalletOut:
-    wallet = await service.wallet_of(session, user.id)
-    return WalletOut(
-        address=wallet.address,
-        balances=await service.balances(chain, wallet),
-        held=await service.held_tokens(session, wallet),
-    )
+    return await service.wallet_shown(session, chain, user.id)
 
 
 @router.get("/wallet/transactions")

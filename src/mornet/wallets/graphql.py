@@ -38,8 +38,8 @@ class WalletType:
 
     @classmethod
     async def of(cls, info: Info, wallet: Wallet) -> WalletType:
-        balances = await service.balances(chain_of(info.context.platform), wallet)
-        held = await service.held_tokens(info.context.session, wallet)
+        balances = await service.balances(chain_of(info.context.platform), wallet.address)
+        held = await service.held_tokens(info.context.session, wallet.user_id)
         entries = await history_out(info.context.session, wallet)
         return cls(
             address=wallet.address,

@@ -40,7 +40,7 @@ async def _page(
 ) -> Response:
     wallet = await service.wallet_of(session, user.id)
     try:
-        balances = await service.balances(chain, wallet)
+        balances = await service.balances(chain, wallet.address)
         chain_error = None
     except MornetError as exc:
         balances, chain_error = {}, exc.message
@@ -50,7 +50,7 @@ async def _page(
         {
             "wallet": wallet,
             "balances": balances,
-            "held": await service.held_tokens(session, wallet),
+            "held": await service.held_tokens(session, wallet.user_id),
             "chain_error": chain_error,
             "history": await history_out(session, wallet, limit=50),
             "tokens": list(TOKENS),

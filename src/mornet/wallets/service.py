@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mornet.chain import service as chain
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import TOKENS, AddressEntry, OperationKind, OperationOut
+from mornet.changes import cached_read, topics_of
 from mornet.crypto import WalletCipher
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
@@ -21,6 +22,7 @@ from mornet.identity import service as identity
 from mornet.wallets import repository
 from mornet.wallets.models import Hold as Hold  # part of this API
 from mornet.wallets.models import Wallet as Wallet  # part of this API
+from mornet.wallets.schemas import WalletOut
 
 
 class InsufficientBalance(ValidationFailed):
@@ -68,6 +70,51 @@ async def wallet_of(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
     if wallet is None:
         raise NotFound("this user has no wallet yet", code="wallet_not_found")
     return wallet
+
+
+WALLET_TOPICS = topics_of(Wallet, Hold)
+"""Wallets and what their holds keep aside change only when these move."""
+
+
+async def address_and_held(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[str, dict[str, Decimal]]:
+    """The user's wallet address and what its open holds keep aside (as `held_tokens`), in
+    one look at the process's cache while no wallet or hold changed."""
+
+    async def read() -> tuple[str, dict[str, Decimal]]:
+        return (await wallet_of(session, user_id)).address, await _held_tokens(session, user_id)
+
+    return await cached_read(session, "wallets.shown", WALLET_TOPICS, user_id, read)
+
+
+SHOWN_WALLET_MAX_AGE_S = 5.0
+"""How long a shown wallet is kept while nothing the platform or the chain's watcher sees
+moved (a bound on what a missed chain event could leave stale)."""
+
+
+async def wallet_shown(
+    session: AsyncSession, handle: chain.ChainHandle | None, user_id: uuid.UUID
+) -> WalletOut:
+    """The user's wallet as shown: the balance book's balances and what holds keep aside,
+    from the process's cache while no wallet, hold or balance moved."""
+
+    async def read() -> WalletOut:
+        address, held = await address_and_held(session, user_id)
+        return WalletOut(address=address, balances=await balances(handle, address), held=held)
+
+    shown_balances = handle.shown_balances_version() if handle is not None else None
+    if shown_balances is None:  # balances are read from the chain each time
+        return await read()
+    return await cached_read(
+        session,
+        "wallets.out",
+        WALLET_TOPICS,
+        user_id,
+        read,
+        max_age=SHOWN_WALLET_MAX_AGE_S,
+        extra=shown_balances,
+    )
 
 
 async def addresses_of(
@@ -226,18 +273,26 @@ def _require(handle: chain.ChainHandle | None) -> chain.ChainHandle:
     return handle
 
 
-async def held_tokens(session: AsyncSession, wallet: Wallet) -> dict[str, Decimal]:
-    """What open holds keep aside, per token (tokens with nothing held are left out)."""
+async def held_tokens(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Decimal]:
+    """What the user's open holds keep aside, per token (tokens with nothing held are left
+    out), from the process's cache while no hold changed."""
+    return await cached_read(
+        session, "wallets.held", topics_of(Hold), user_id, lambda: _held_tokens(session, user_id)
+    )
+
+
+async def _held_tokens(session: AsyncSession, user_id: uuid.UUID) -> dict[str, Decimal]:
     return {
         token: chain.from_base_units(units)
-        for (_, token), units in (await held(session, [wallet.user_id])).items()
+        for (_, token), units in (await held(session, [user_id])).items()
         if units
     }
 
 
-async def balances(handle: chain.ChainHandle | None, wallet: Wallet) -> dict[str, Decimal]:
+async def balances(handle: chain.ChainHandle | None, address: str) -> dict[str, Decimal]:
+    """The balances to show for `address` (the chain's balance book)."""
     live = _require(handle)
-    units = await live.shown_balances(wallet.address, list(TOKENS))
+    units = await live.shown_balances(address, list(TOKENS))
     return {token: chain.from_base_units(units[token]) for token in TOKENS}
 
 
