@@ -17,8 +17,9 @@ then nothing may be cached and every read goes to the database.
 
 Every write announces itself: a session of `create_sessionmaker(engine, changes)` announces
 `table.<name>` for each table its transaction inserts into, updates or deletes from (flushed
-objects and DML statements alike), so a cache of a read names the tables it read (`topics_of`)
-and no write path can forget to invalidate it. `cached_read` is that cache.
+objects and DML statements alike; textual SQL is not parsed, so writes go through the ORM or
+Core constructs), so a cache of a read names the tables it read (`topics_of`) and no write
+path can forget to invalidate it. `cached_read` is that cache.
 """
 
 from __future__ import annotations
