@@ -4,6 +4,8 @@ for committed transactions."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -74,6 +76,23 @@ async def _listening(*views: Changes) -> bool:
     return all(view.version("probe") is not None for view in views)
 
 
+@asynccontextmanager
+async def _two_api_processes(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """Two runtimes on one database (as two API processes), each listening for the other's
+    announcements."""
+    first, second = Runtime.from_settings(settings), Runtime.from_settings(settings)
+    try:
+        assert first.changes is not None
+        assert second.changes is not None
+        await first.changes.start()
+        await second.changes.start()
+        await eventually(lambda: _listening(first.changes, second.changes), within=10)  # type: ignore[arg-type]
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_postgres_caches_nothing_until_its_listener_is_connected(
     backend: str, database_url: str
 ) -> None:
@@ -96,13 +115,7 @@ async def test_a_block_made_by_another_process_refuses_a_cached_token_at_once(
     as the announcement reaches it, and the token of a password reset made by a third
     process (the CLI's `admin create`) stops working in B too."""
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-    first, second = Runtime.from_settings(settings), Runtime.from_settings(settings)
-    assert first.changes is not None
-    assert second.changes is not None
-    await first.changes.start()
-    await second.changes.start()
-    try:
-        await eventually(lambda: _listening(first.changes, second.changes), within=10)  # type: ignore[arg-type]
+    async with _two_api_processes(settings) as (first, second):
         async with unit_of_work(first.sessions) as session:
             session.info[CIPHER] = first.cipher
             admin = await create_user(session, admin=True)
@@ -142,9 +155,6 @@ async def test_a_block_made_by_another_process_refuses_a_cached_token_at_once(
                 return (await b.get("/api/me", headers=old_admin_token)).status_code == 401
 
             await eventually(revoked, within=2)
-    finally:
-        await first.close()
-        await second.close()
 
 
 async def test_every_write_announces_its_table_at_commit_whatever_path_it_takes(
@@ -263,17 +273,11 @@ async def test_a_cached_read_is_served_until_a_table_it_read_is_written(
 async def test_reads_cached_by_one_api_process_change_when_another_process_writes(
     database_url: str, tmp_path: Path
 ) -> None:
-    """Process B serves a household, the tariffs and the wallet from its caches; process A (or
-    a CLI process with no listener) renames the household, publishes a price and holds part of
-    the wallet: B shows each change as soon as the announcement reaches it."""
+    """Process B serves a household, the household list and the tariffs from its caches; a
+    CLI process (no listener) renames the household and publishes a price: B shows each
+    change as soon as the announcement reaches it."""
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-    first, second = Runtime.from_settings(settings), Runtime.from_settings(settings)
-    assert first.changes is not None
-    assert second.changes is not None
-    await first.changes.start()
-    await second.changes.start()
-    try:
-        await eventually(lambda: _listening(first.changes, second.changes), within=10)  # type: ignore[arg-type]
+    async with _two_api_processes(settings) as (first, second):
         async with unit_of_work(first.sessions) as session:
             session.info[CIPHER] = first.cipher
             admin = await create_user(session, admin=True)
@@ -317,9 +321,6 @@ async def test_reads_cached_by_one_api_process_change_when_another_process_write
             await eventually(renamed, within=2)
             await eventually(repriced, within=2)
             assert electricity["price"] != "99.5000"
-    finally:
-        await first.close()
-        await second.close()
 
 
 async def test_callers_that_miss_together_read_once_and_share_the_value(

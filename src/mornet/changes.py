@@ -53,7 +53,8 @@ _TOPIC = re.compile(r"^[a-z][a-z0-9_.]{0,62}$")
 _PAYLOAD_LIMIT = 7000  # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 
 V = TypeVar("V")
-_MISS = object()
+MISS = object()
+"""What `ReadCache.get` returns for a value it does not hold (None may be a value)."""
 
 
 def topics_of(*tables: Any) -> tuple[str, ...]:
@@ -189,7 +190,7 @@ class Changes:
             os.replace(fresh, self._stamp_dir / topic)  # a new inode: readers see a change
             # This process's own stamp is not news to it (it moved the version already).
             self._stamps[topic] = self._stamp_signature(topic)
-        except OSError as error:  # other processes fall back to their own TTL
+        except OSError as error:  # other processes miss this change: say so
             log.warning("changes.stamp_failed", topic=topic, error=str(error))
 
     # PostgreSQL's listener
@@ -280,10 +281,10 @@ class ReadCache:
         return tuple(versions)
 
     def get(self, key: Hashable, signature: tuple[Hashable, ...]) -> Any:
-        """The value kept under `key` for `signature`, or `_MISS`."""
+        """The value kept under `key` for `signature`, or `MISS`."""
         entry = self._entries.get(key)
         if entry is None or entry[0] != signature or entry[1] < time.monotonic():
-            return _MISS
+            return MISS
         return entry[2]
 
     def put(
@@ -317,7 +318,7 @@ async def cached_read(
     if signature is None:
         return await read()
     hit = cache.get(key, signature)
-    if hit is not _MISS:
+    if hit is not MISS:
         return hit  # type: ignore[no-any-return]
     under_way = cache.reading.get((key, signature))
     if under_way is not None:  # another caller is reading the same: share its value
@@ -343,11 +344,3 @@ async def cached_read(
 def has_written(session: Session) -> bool:
     """Whether the session holds writes (made or pending) or announcements not committed."""
     return bool(session.info.get(_PENDING) or session.new or session.dirty or session.deleted)
-
-
-def announce(session: AsyncSession, topic: str) -> None:
-    """Announce `topic` through the session's process-wide `Changes`, if it has one (a
-    session without one belongs to a process that caches nothing)."""
-    changes: Changes | None = session.info.get(CHANGES)
-    if changes is not None:
-        changes.announce(session, topic)

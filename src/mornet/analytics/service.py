@@ -32,7 +32,6 @@ from mornet.bank import service as bank
 from mornet.chain import service as chain
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import TOKENS
-from mornet.changes import cached_read
 from mornet.cost import service as cost
 from mornet.db import utcnow
 from mornet.errors import ValidationFailed
@@ -79,17 +78,16 @@ async def dashboard(
 ) -> DashboardOut:
     """The actor's dashboard; read again only when a source moved or it is older than
     `DASHBOARD_MAX_AGE_S` (or at a given `now`)."""
-    shown_balances = handle.shown_balances_version() if handle is not None else None
-    if now is not None or shown_balances is None:
-        return await _dashboard(session, handle, actor=actor, now=now or utcnow())
-    return await cached_read(
+    if now is not None:
+        return await _dashboard(session, handle, actor=actor, now=now)
+    return await chain.cached_with_shown_balances(
         session,
+        handle,
         "analytics.dashboard",
         DASHBOARD_SOURCES,
         actor.id,
         lambda: _dashboard(session, handle, actor=actor, now=utcnow()),
         max_age=DASHBOARD_MAX_AGE_S,
-        extra=shown_balances,
     )
 
 

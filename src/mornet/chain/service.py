@@ -6,10 +6,10 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -38,7 +38,7 @@ from mornet.chain.schemas import (
 from mornet.chain.schemas import from_base_units as from_base_units  # part of this API too
 from mornet.chain.schemas import to_base_units as to_base_units
 from mornet.chain.submitter import Submitter, announce_finished
-from mornet.changes import topics_of
+from mornet.changes import cached_read, topics_of
 from mornet.db import set_after_commit, utcnow
 from mornet.errors import Conflict, MornetError, NotFound, ValidationFailed
 
@@ -240,6 +240,30 @@ async def pending_debits(session: AsyncSession, address: str, token: str) -> int
     for operation in await repository.open_operations_of_address(session, address, token):
         total += sum(int(i["amount"]) for i in operation.items if i["from"] == address)
     return total
+
+
+V = TypeVar("V")
+
+
+async def cached_with_shown_balances(
+    session: AsyncSession,
+    handle: ChainHandle | None,
+    name: str,
+    topics: tuple[str, ...],
+    key: Hashable,
+    read: Callable[[], Awaitable[V]],
+    *,
+    max_age: float,
+) -> V:
+    """`cached_read` for a value that shows the balance book's balances: kept also only while
+    the book forgets nothing, and read every time while the book is not trusted (no book, or
+    its watcher is behind)."""
+    shown_balances = handle.shown_balances_version() if handle is not None else None
+    if shown_balances is None:
+        return await read()
+    return await cached_read(
+        session, name, topics, key, read, max_age=max_age, extra=shown_balances
+    )
 
 
 async def pending_debits_of(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 
 from mornet import outbox
-from mornet.changes import Changes, announce
+from mornet.changes import MISS, Changes, topics_of
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from mornet.identity import repository
@@ -126,22 +126,22 @@ def issue_access_token(user: User, tokens: TokenSettings) -> str:
     )
 
 
-ACCESS_TOPIC = "identity.access"
-"""Announced whenever what decides a user's access changes: status, role, token version."""
+USER_TOPICS = topics_of(User)
+"""Every change of what decides a user's access (status, role, token version) writes the users
+table, and every write to it moves these at commit."""
 
 
 class AccessCache:
     """Per process: the tokens already verified and the users they speak for, so that an
-    authenticated request costs no database round trip. A user is kept under the version of
-    `ACCESS_TOPIC` read before loading it, and used only while that version holds; every change
-    of access announces the topic, so a block, a logout or a password change takes effect at
-    once in every process sharing the database (`changes.Changes`)."""
+    authenticated request costs no database round trip. A user is kept in the process's read
+    cache under the version of the users table read before loading it, and used only while
+    that version holds: a block, a logout or a password change writes the table, so it takes
+    effect at once in every process sharing the database (`changes.Changes`)."""
 
     def __init__(self, changes: Changes | None, *, max_entries: int = 10_000) -> None:
         self.changes = changes
         self.max_entries = max_entries
         self._claims: dict[str, AccessClaims] = {}
-        self._users: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
 
     def claims(self, token: str, secret: str) -> AccessClaims | None:
         claims = self._claims.get(token)
@@ -162,20 +162,20 @@ class AccessCache:
     ) -> User | None:
         """The user as stored now, detached from any session (a service that changes it
         attaches it first, `_attached`)."""
-        version = self.changes.version(ACCESS_TOPIC) if self.changes is not None else None
-        if version is not None:
-            kept = self._users.get(user_id)
-            if kept is not None and kept[0] == version:
-                return _detached_user(kept[1])
+        # The read cache without `cached_read`: a hit must not even open a session.
+        users = self.changes.cache("identity.users") if self.changes is not None else None
+        signature = users.signature(USER_TOPICS) if users is not None else None
+        if users is not None and signature is not None:
+            kept = users.get(user_id, signature)
+            if kept is not MISS:
+                return _detached_user(kept)
         async with sessions() as session:
             user = await repository.get(session, user_id)
         if user is None:
             return None
         fields = _user_fields(user)
-        if version is not None:
-            if len(self._users) >= self.max_entries:
-                self._users.clear()
-            self._users[user_id] = (version, fields)
+        if users is not None and signature is not None:
+            users.put(user_id, signature, fields, max_age=None)
         return _detached_user(fields)
 
 
@@ -199,10 +199,6 @@ async def _attached(session: AsyncSession, user: User) -> User:
     if user in session:
         return user
     return await session.merge(user)
-
-
-def announce_access_change(session: AsyncSession) -> None:
-    announce(session, ACCESS_TOPIC)
 
 
 async def user_for_token(
@@ -239,7 +235,6 @@ async def end_sessions(session: AsyncSession, user: User) -> None:
     """Log out: every access token issued to the user so far stops working, server-side."""
     user = await _attached(session, user)
     user.token_version += 1
-    announce_access_change(session)
     await session.flush()
 
 
@@ -259,7 +254,6 @@ async def update_profile(
             raise ValidationFailed("the current password is wrong", code="wrong_password")
         user.password_hash = await hash_password(new_password)
         user.token_version += 1
-    announce_access_change(session)  # the cache keeps the name too
     await session.flush()
     return user
 
@@ -312,7 +306,6 @@ async def set_blocked(
     if blocked != user.is_blocked:
         user.status = UserStatus.BLOCKED if blocked else UserStatus.ACTIVE
         user.blocked_at = utcnow() if blocked else None
-        announce_access_change(session)
         await outbox.record(
             session, UserBlockChanged(user_id=user.id, blocked=blocked, by=actor.id)
         )
@@ -333,7 +326,6 @@ async def ensure_admin(session: AsyncSession, *, email: str, password: str, full
     existing.blocked_at = None
     existing.password_hash = await hash_password(password)
     existing.token_version += 1
-    announce_access_change(session)
     await session.flush()
     return existing
 

@@ -29,10 +29,7 @@ async def latest(session: AsyncSession, region_code: str, resource: Resource) ->
     return await session.scalar(query)
 
 
-async def history(
-    session: AsyncSession, region_code: str, resource: Resource | None
-) -> Sequence[Tariff]:
+async def history(session: AsyncSession, region_code: str) -> Sequence[Tariff]:
+    """Every price of the region, latest first per resource."""
     query = select(Tariff).where(Tariff.region_code == region_code)
-    if resource is not None:
-        query = query.where(Tariff.resource == resource)
     return (await session.scalars(query.order_by(Tariff.resource, Tariff.valid_from.desc()))).all()

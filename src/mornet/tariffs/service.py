@@ -112,7 +112,7 @@ async def _tariff_book(
         region = await repository.get_region(session, code)
         if region is None:
             return None
-        history = await repository.history(session, region.code, None)
+        history = await repository.history(session, region.code)
         return region.code, tuple(_quote(row) for row in history)
 
     book = await cached_read(session, "tariffs.book", TARIFF_TOPICS, code, read)
@@ -150,8 +150,8 @@ async def price_at(
 async def tariff_history(
     session: AsyncSession, region_code: str, resource: Resource | None = None
 ) -> list[TariffQuote]:
-    region = await get_region(session, region_code)
-    return [_quote(row) for row in await repository.history(session, region.code, resource)]
+    _, book = await _tariff_book(session, region_code)
+    return [quote for quote in book if resource is None or quote.resource == resource]
 
 
 async def add_tariff(

@@ -103,17 +103,8 @@ async def wallet_shown(
         address, held = await address_and_held(session, user_id)
         return WalletOut(address=address, balances=await balances(handle, address), held=held)
 
-    shown_balances = handle.shown_balances_version() if handle is not None else None
-    if shown_balances is None:  # balances are read from the chain each time
-        return await read()
-    return await cached_read(
-        session,
-        "wallets.out",
-        WALLET_TOPICS,
-        user_id,
-        read,
-        max_age=SHOWN_WALLET_MAX_AGE_S,
-        extra=shown_balances,
+    return await chain.cached_with_shown_balances(
+        session, handle, "wallets.out", WALLET_TOPICS, user_id, read, max_age=SHOWN_WALLET_MAX_AGE_S
     )
 
 
