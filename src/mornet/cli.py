@@ -352,6 +352,12 @@ def settle(
     print(json.dumps(_with_runtime(run)))
 
 
+ScratchPostgres = Annotated[
+    str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
+]
+"""The benchmarks' --postgres-url (SQLite when omitted)."""
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 60,
@@ -391,9 +397,7 @@ def bench_bank(
     deposits: Annotated[int, typer.Option(help="Deposits opened and paid end to end.")] = 1000,
     concurrency: Annotated[int, typer.Option(help="Deposits in flight at once.")] = 32,
     users: Annotated[int, typer.Option(help="Paying users.")] = 20,
-    postgres_url: Annotated[
-        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
-    ] = None,
+    postgres_url: ScratchPostgres = None,
 ) -> None:
     """Bank notifications/s with the time to `OK`, deposits/s end to end, the reserves check,
     against a real `mornet up` with its sandbox bank and local chain."""
@@ -416,9 +420,7 @@ def bench_bank(
 def bench_settle(
     households: Annotated[int, typer.Option(help="Households, each with a day of use.")] = 1000,
     owners: Annotated[int, typer.Option(help="Users owning them (one wallet each).")] = 100,
-    postgres_url: Annotated[
-        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
-    ] = None,
+    postgres_url: ScratchPostgres = None,
 ) -> None:
     """Household-days rated per second and households settled per second end to end (moves
     confirmed on a local anvil), with the supplies reconciled afterwards."""
@@ -436,9 +438,7 @@ def bench_market(
     traders: Annotated[int, typer.Option(help="Funded users trading over the API.")] = 10,
     clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 16,
     orders: Annotated[int, typer.Option(help="Place and cancel requests over the API.")] = 2000,
-    postgres_url: Annotated[
-        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
-    ] = None,
+    postgres_url: ScratchPostgres = None,
 ) -> None:
     """Orders per second in the matching engine and through the API (p50/p99), with
     `book_consistent` and `tokens_conserved`."""
@@ -462,9 +462,7 @@ def bench_analytics(
     days: Annotated[int, typer.Option(help="Days of hourly use each.")] = 90,
     clients: Annotated[int, typer.Option(help="Concurrent HTTP clients.")] = 8,
     requests: Annotated[int, typer.Option(help="Requests per endpoint.")] = 400,
-    postgres_url: Annotated[
-        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
-    ] = None,
+    postgres_url: ScratchPostgres = None,
 ) -> None:
     """p50/p95 and requests/s of the operators' summary, a 30-day series and a household's
     dashboard, beside the same process's bare /healthz (one JSON line)."""
@@ -486,9 +484,7 @@ def bench_analytics(
 def bench_api(
     connections: Annotated[int, typer.Option(help="Concurrent keep-alive connections.")] = 20,
     seconds: Annotated[int, typer.Option(help="Seconds of load per route.")] = 10,
-    postgres_url: Annotated[
-        str | None, typer.Option(help="Run on a scratch PostgreSQL database on this server.")
-    ] = None,
+    postgres_url: ScratchPostgres = None,
 ) -> None:
     """requests/s and p50/p99 of /healthz and the common authenticated reads against one
     `mornet up` process, with each read's ratio to /healthz (one JSON line; needs wrk)."""
