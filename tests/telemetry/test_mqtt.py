@@ -181,6 +181,28 @@ async def _async(value: bool) -> bool:
     return value
 
 
+async def test_the_gateway_is_connected_only_once_its_subscription_is_granted(
+    mosquitto: Mosquitto,
+) -> None:
+    """A new gateway's first session has no subscription until the broker grants it: a
+    message an agent sends before then is dropped by the broker. So `connected` (what start-up
+    and these tests wait for) means subscribed; it used to be set when CONNECT was answered,
+    and a message sent right after it was lost now and then (the first of a stream)."""
+    for attempt in range(20):
+        subscriber = Subscriber(
+            BrokerAddress.parse(mosquitto.url),
+            topic="mornet/+/telemetry",
+            client_id=f"gateway-subscribed-{attempt}-{uuid.uuid4().hex[:8]}",
+            handler=lambda _topic, _payload: asyncio.sleep(0),
+        )
+        try:
+            await subscriber.start()
+            await asyncio.wait_for(subscriber.connected.wait(), 10)
+            assert subscriber.subscriptions >= 1
+        finally:
+            await subscriber.stop()
+
+
 async def test_a_gateway_killed_mid_stream_loses_and_doubles_nothing(
     runtime: Runtime, registered: FakeAgent, session: AsyncSession, mosquitto: Mosquitto
 ) -> None:

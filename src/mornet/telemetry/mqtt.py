@@ -76,11 +76,6 @@ class Subscriber:
         # Subscribed on every connect: a broker that lost our session (or handed it to someone
         # else) must not leave us connected but deaf.
         client.subscribe(self.topic, qos=1)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.connected.set)
-        log.info(
-            "mqtt.subscribed", topic=self.topic, host=self.address.host, port=self.address.port
-        )
 
     def _on_subscribe(
         self, client: paho.Client, _u: Any, _mid: Any, reasons: list[Any], _p: Any
@@ -94,6 +89,13 @@ class Subscriber:
             timer.start()
             return
         self.subscriptions += 1
+        # Connected means subscribed: until the broker grants the subscription, a new
+        # session drops what agents send.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.set)
+        log.info(
+            "mqtt.subscribed", topic=self.topic, host=self.address.host, port=self.address.port
+        )
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._loop is not None:
