@@ -408,7 +408,6 @@ async def billed_totals_of(
     metered = await repository.metered_resources_of(session, household_ids)
     use: dict[uuid.UUID, list[Point]] = {h: [] for h in household_ids}
     rows = await repository.totals_of_households(session, household_ids, start=start, end=end)
-    print("ROWS", rows)
     for household_id, resource, source, first, last, total in rows:
         billed = _billed(metered, household_id, resource)
         if source == billed:
