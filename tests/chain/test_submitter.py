@@ -7,16 +7,19 @@ import uuid
 from typing import Any
 
 import pytest
+from eth_abi.exceptions import EncodingError
 from eth_account import Account
 from hexbytes import HexBytes
 from sqlalchemy.ext.asyncio import AsyncSession
+from web3 import Web3
 
 from mornet.chain import service as chain_service
 from mornet.chain.client import ChainClient
+from mornet.chain.contracts import compiled_token
 from mornet.chain.models import ChainOperation, OperationKind, OperationStatus
 from mornet.chain.node import LocalNode
 from mornet.chain.service import ChainHandle
-from mornet.chain.submitter import Submitter
+from mornet.chain.submitter import Submitter, batch_call_data
 from mornet.config import Settings
 from mornet.db import unit_of_work
 from mornet.runtime import Runtime
@@ -454,3 +457,44 @@ async def test_a_token_with_moves_but_no_recorded_contract_is_never_silently_rep
             await chain_service.ensure_deployed(tx, chain.client)
     async with runtime.sessions() as fresh:
         assert "E" not in await chain_service.contract_addresses(fresh, chain.chain_id)
+
+
+@pytest.mark.parametrize("kind", [OperationKind.MINT, OperationKind.BURN, OperationKind.TRANSFER])
+def test_a_batch_is_encoded_as_the_token_contract_expects(kind: OperationKind) -> None:
+    """The submitter encodes batches itself; the bytes must be what web3 makes of the
+    contract's ABI for the same call."""
+    token = Web3().eth.contract(abi=compiled_token().abi)
+    senders = [Account.create().address for _ in range(3)]
+    receivers = [Account.create().address for _ in range(3)]
+    amounts = [1, 5 * UNIT, 2**256 - 1]
+    batch_id = chain_service.batch_id_for("a batch")
+    items = [  # the stored case does not matter
+        {"from": s.lower(), "to": r, "amount": str(a)}
+        for s, r, a in zip(senders, receivers, amounts, strict=True)
+    ]
+    arguments: dict[OperationKind, tuple[str, list[Any]]] = {
+        OperationKind.MINT: ("mint_batch", [batch_id, receivers, amounts]),
+        OperationKind.BURN: ("burn_batch", [batch_id, senders, amounts]),
+        OperationKind.TRANSFER: ("transfer_batch", [batch_id, senders, receivers, amounts]),
+    }
+    name, args = arguments[kind]
+    expected = HexBytes(token.encode_abi(name, [HexBytes(batch_id), *args[1:]]))
+    assert batch_call_data(kind, batch_id, items) == expected
+
+
+@pytest.mark.parametrize(
+    ("receiver", "amount"),
+    [
+        ("0x" + "ab" * 19, "1"),  # 19 bytes
+        ("not an address", "1"),
+        (Account.create().address, str(2**256)),  # beyond uint256
+        (Account.create().address, "-1"),
+    ],
+)
+def test_a_batch_that_cannot_be_encoded_is_refused(receiver: str, amount: str) -> None:
+    with pytest.raises(EncodingError):
+        batch_call_data(
+            OperationKind.MINT,
+            chain_service.batch_id_for("bad"),
+            [{"from": None, "to": receiver, "amount": amount}],
+        )
