@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,7 +40,7 @@ from mornet.identity.auth import IdentityDep, IdentityHost, user_for_bearer
 from mornet.market import endpoints as market_api
 from mornet.market import graphql as market_graphql
 from mornet.market import pages as market_pages
-from mornet.runtime import Runtime
+from mornet.runtime import Runtime, settle_heap
 from mornet.tariffs import endpoints as tariffs_api
 from mornet.tariffs import graphql as tariffs_graphql
 from mornet.tariffs import pages as tariffs_pages
@@ -132,13 +131,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
             await runtime.create_demo_treasury()
         if runtime.telemetry is None:
             await runtime.start_telemetry(simulate=simulate)
-        # What start-up built lives as long as the process: out of the collector's sight, a
-        # full collection no longer walks it (it paused every request for ~0.2 s).
-        gc.collect()
-        gc.freeze()
-        # Requests allocate many short-lived objects; collecting the young generation every
-        # 700 allocations (the default) runs it several times per request.
-        gc.set_threshold(20_000, 20, 50)
+        settle_heap()
         yield
         await runtime.close()
 

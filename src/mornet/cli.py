@@ -62,9 +62,12 @@ def _runtime() -> Runtime:
 
 
 def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    from mornet.runtime import settle_heap
+
     runtime = _runtime()
 
     async def run() -> T:
+        settle_heap()  # the worker roles run for days
         try:
             return await work(runtime)
         finally:

@@ -28,6 +28,7 @@ from mornet.db import create_engine, create_sessionmaker, unit_of_work
 from mornet.households import service as households
 from mornet.identity import service as identity
 from mornet.resources import Resource
+from mornet.runtime import settle_heap
 from mornet.telemetry import service as telemetry
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading
 from mornet.tokens import service as tokens
@@ -142,6 +143,7 @@ async def run_settle_benchmark(
                     contracts = await chain.ensure_deployed(session, client)
                 submitter = Submitter(sessions, client, contracts)
                 handle = chain.ChainHandle(client, contracts, submitter)
+                settle_heap()  # as the settlement worker does once it has started
                 day = _day_before(datetime.now(UTC))
                 household_ids = await _seed(
                     sessions, handle, count=households_count, owners=owners, day=day

@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from mornet.cost import service
-from mornet.cost.models import CostCalculation
-from mornet.cost.schemas import CalculationOut, CalculationRequest
+from mornet.cost.schemas import Calculation, CalculationOut, CalculationRequest
 from mornet.dependencies import SessionDep
 from mornet.errors import answers
 from mornet.fields import FromQuery, ToQuery
@@ -19,7 +18,7 @@ from mornet.pagination import Page, PageParams, page_of
 router = APIRouter(prefix="/api", tags=["cost"])
 
 
-def calculation_out(calculation: CostCalculation) -> CalculationOut:
+def calculation_out(calculation: Calculation) -> CalculationOut:
     fields: dict[str, Any] = {
         "id": calculation.id,
         "household_id": calculation.household_id,

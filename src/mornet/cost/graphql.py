@@ -13,8 +13,7 @@ from strawberry.scalars import JSON
 
 from mornet.cost import service
 from mornet.cost.endpoints import calculation_out
-from mornet.cost.models import CostCalculation
-from mornet.cost.schemas import CalculationRequest
+from mornet.cost.schemas import Calculation, CalculationRequest
 from mornet.graphql import Info, validated
 from mornet.pagination import MAX_LIMIT, PageRequest
 
@@ -34,7 +33,7 @@ class CalculationType:
     cost_total: Decimal
 
     @classmethod
-    def of(cls, calculation: CostCalculation) -> CalculationType:
+    def of(cls, calculation: Calculation) -> CalculationType:
         out = calculation_out(calculation)
         return cls(
             id=out.id,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +22,25 @@ class CalculationRequest(BaseModel):
     """The period's start (inclusive), ISO 8601 with its zone."""
     end: Moment = Field(alias="to")
     """The period's end (exclusive); at most 366 days after its start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calculation:
+    """A kept cost calculation, as the service hands it out (never the table's row)."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    plugin: str
+    cost_e: Decimal
+    cost_h: Decimal
+    cost_w: Decimal
+    cost_total: Decimal
+    lines: list[dict[str, Any]]
+    """The priced lines with their segments, amounts as decimal strings."""
+    created_at: datetime
+    created_by: uuid.UUID | None
 
 
 class SegmentOut(BaseModel):

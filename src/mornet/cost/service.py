@@ -6,20 +6,22 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.access import Actor
 from mornet.cost import repository
-from mornet.cost.models import CostCalculation as CostCalculation  # part of this API
+from mornet.cost.models import CostCalculation
 from mornet.cost.plugins import Consumption, CostPlugin, plugin_for
 from mornet.cost.rating import KOPECK, Line, PricePeriod, Use, total
 from mornet.cost.rating import NoTariffForUse as NoTariffForUse  # part of this API
+from mornet.cost.schemas import Calculation as Calculation  # part of this API
 from mornet.db import utcnow
 from mornet.errors import NotFound, ValidationFailed
 from mornet.households import service as households
@@ -80,7 +82,7 @@ async def calculate(
     household_id: uuid.UUID,
     start: datetime,
     end: datetime,
-) -> CostCalculation:
+) -> Calculation:
     """Price the household's hourly use in [start, end) (the hours that start in it) and keep
     the calculation. A period without use is a calculation with no lines."""
     household = await households.get_household(session, actor=actor, household_id=household_id)
@@ -99,17 +101,20 @@ class RatingRequest:
 
 async def calculate_many(
     session: AsyncSession, requests: Sequence[RatingRequest], *, created_by: uuid.UUID
-) -> list[CostCalculation]:
+) -> list[Calculation]:
     """The platform's own rating (settlement), for many household periods at once, kept: one
     query for the use of the households that share a period, one tariff timeline per region
-    and resource, one insert. In the order asked."""
+    and resource, one insert (rows, not ORM objects: building those cost half the rating).
+    In the order asked."""
     plugin = plugin_for(None)  # households have no sector yet: all are residential
     calculations = [
         _calculation(r.household_id, r.start, r.end, plugin, lines, created_by=created_by)
         for r, lines in zip(requests, await _price_many(session, requests, plugin), strict=True)
     ]
-    session.add_all(calculations)
-    await session.flush()
+    if calculations:
+        await session.execute(
+            insert(CostCalculation), [_row(calculation) for calculation in calculations]
+        )
     return calculations
 
 
@@ -172,10 +177,10 @@ def _calculation(
     lines: list[Line],
     *,
     created_by: uuid.UUID,
-) -> CostCalculation:
+) -> Calculation:
     by_resource = {line.resource: line.cost for line in lines}
     nothing = Decimal(0).quantize(KOPECK)
-    return CostCalculation(
+    return Calculation(
         id=uuid.uuid4(),
         household_id=household_id,
         period_start=start,
@@ -189,6 +194,17 @@ def _calculation(
         created_by=created_by,
         created_at=utcnow(),
     )
+
+
+_COLUMNS = tuple(field.name for field in fields(Calculation))
+
+
+def _row(calculation: Calculation) -> dict[str, Any]:
+    return {name: getattr(calculation, name) for name in _COLUMNS}
+
+
+def _record(row: CostCalculation) -> Calculation:
+    return Calculation(**{name: getattr(row, name) for name in _COLUMNS})
 
 
 def cost_beyond(line: dict[str, Any], covered: Decimal) -> Decimal:
@@ -231,7 +247,7 @@ async def month_so_far(
 
 async def get_calculation(
     session: AsyncSession, *, actor: Actor, calculation_id: uuid.UUID
-) -> CostCalculation:
+) -> Calculation:
     calculation = await repository.get(session, calculation_id)
     if calculation is None:
         raise CalculationNotFound()
@@ -239,7 +255,7 @@ async def get_calculation(
         await households.get_household(session, actor=actor, household_id=calculation.household_id)
     except households.HouseholdNotFound:
         raise CalculationNotFound() from None
-    return calculation
+    return _record(calculation)
 
 
 async def calculations_of(
@@ -250,8 +266,9 @@ async def calculations_of(
     start: datetime | None,
     end: datetime | None,
     page: PageRequest,
-) -> tuple[Sequence[CostCalculation], int]:
+) -> tuple[list[Calculation], int]:
     await households.get_household(session, actor=actor, household_id=household_id)
-    return await repository.page_of_household(
+    found, count = await repository.page_of_household(
         session, household_id, start=start, end=end, page=page
     )
+    return [_record(row) for row in found], count

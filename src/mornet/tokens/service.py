@@ -491,7 +491,7 @@ async def _settle(
     end: datetime,
     owed_before: Decimal,
     late: list[_Late],
-    calculation: cost.CostCalculation,
+    calculation: cost.Calculation,
 ) -> Settlement:
     household_id = calculation.household_id
     settlement_id = uuid.uuid4()
