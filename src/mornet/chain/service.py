@@ -9,11 +9,10 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -284,6 +283,10 @@ async def pending_debits_of(
 BALANCE_OF = keccak(text="balanceOf(address)")[:4]
 
 
+def _balance_of_call(address: str) -> bytes:
+    return BALANCE_OF + bytes.fromhex(address.removeprefix("0x")).rjust(32, b"\0")
+
+
 @dataclass
 class ChainHandle:
     """What the running platform holds of the chain: the connection, the contract addresses
@@ -306,24 +309,22 @@ class ChainHandle:
     async def balance_of(self, token: str, address: str) -> int:
         """`balanceOf` as one raw `eth_call` (the call data encoded here: building a web3
         contract function per read costs more than the read)."""
-        call = BALANCE_OF + bytes.fromhex(address.removeprefix("0x")).rjust(32, b"\0")
-        contract = to_checksum_address(self.contracts[token])
-        answer = await self.client.w3.eth.call({"to": contract, "data": HexBytes(call)})
-        return int.from_bytes(answer, "big")
+        return await self.client.call_uint(
+            to_checksum_address(self.contracts[token]), _balance_of_call(address)
+        )
 
     async def balances_of(self, pairs: Sequence[tuple[str, str]]) -> list[int]:
         """The balance of each (token, address), read in JSON-RPC batches of 500 `eth_call`s
         (one round trip per batch instead of one each; the call data is encoded here)."""
-        w3 = self.client.w3
+        contracts = {token: to_checksum_address(self.contracts[token]) for token, _ in pairs}
         balances: list[int] = []
         for first in range(0, len(pairs), 500):
-            async with w3.batch_requests() as batch:
-                for token, address in pairs[first : first + 500]:
-                    call = BALANCE_OF + bytes.fromhex(address.removeprefix("0x")).rjust(32, b"\0")
-                    contract = to_checksum_address(self.contracts[token])
-                    batch.add(w3.eth.call({"to": contract, "data": HexBytes(call)}))
-                answers = await batch.async_execute()
-            balances += [int.from_bytes(cast(bytes, answer), "big") for answer in answers]
+            balances += await self.client.call_uints(
+                [
+                    (contracts[token], _balance_of_call(address))
+                    for token, address in pairs[first : first + 500]
+                ]
+            )
         return balances
 
     def shown_balances_version(self) -> int | None:
