@@ -241,6 +241,17 @@ def create_sessionmaker(
     )
 
 
+def sessions_like(session: AsyncSession) -> async_sessionmaker[AsyncSession]:
+    """Sessions of `session`'s database that announce their writes as `session` does: for a
+    worker that must write in transactions of its own."""
+    return async_sessionmaker(
+        session.bind,
+        expire_on_commit=False,
+        info=dict(session.info),
+        sync_session_class=type(session.sync_session),
+    )
+
+
 @asynccontextmanager
 async def unit_of_work(
     sessions: async_sessionmaker[AsyncSession],

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.api import create_app
 from mornet.chain.service import ChainHandle
 from mornet.market import service as market
 from mornet.resources import Resource
@@ -274,6 +275,71 @@ async def test_a_cancel_racing_a_fill_exactly_one_wins(
     await settle(runtime, chain)
     sold = await balance(chain, session, seller.user_id, "E") == 0
     assert sold == (cancel.status_code == 409)
+
+
+async def test_a_book_written_by_another_process_is_read_again_before_matching(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Each API process keeps its books in memory between orders. Process B fills the ask
+    that process A's book still shows; A's next order must match the book as it is now."""
+    region = await region_with_a_change(session)
+    seller = await trader(client, session, region)
+    first_buyer = await trader(client, session, region)
+    second_buyer = await trader(client, session, region)
+    await give(runtime, chain, str(seller.user_id), E="5")
+    await give(runtime, chain, str(first_buyer.user_id), GCC="100")
+    await give(runtime, chain, str(second_buyer.user_id), GCC="100")
+    other = Runtime.from_settings(runtime.settings)
+    other.chain = chain
+    b = httpx.AsyncClient(transport=httpx.ASGITransport(create_app(other)), base_url="http://b")
+    try:
+        ask = await _order(client, seller, region, "sell", "7.00", "2")  # A
+        assert (ask.status_code, ask.json()["status"]) == (201, "open")
+        taken = await _order(b, first_buyer, region, "buy", "7.00", "2")  # B
+        assert (taken.status_code, taken.json()["status"]) == (201, "filled"), taken.text
+        late = await _order(client, second_buyer, region, "buy", "7.00", "1")  # A again
+        assert late.status_code == 201, late.text
+        assert (late.json()["status"], late.json()["fills"]) == ("open", [])
+        # And the other way: B learns of A's new bid before matching a sell against it.
+        sell = await _order(b, seller, region, "sell", "6.50", "1")
+        assert [(f["price"], f["quantity"]) for f in sell.json()["fills"]] == [("7.00", "1.000")]
+    finally:
+        await b.aclose()
+        await other.close()
+    live, replayed = await market.book_digests(session, region, Resource.ELECTRICITY)
+    assert live == replayed
+
+
+async def test_orders_arriving_together_are_matched_in_order_and_each_answered(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Orders that reach a book together share its transactions; each still gets its own
+    answer: a fill, a rest, or its own refusal, which refuses nothing else."""
+    region = await region_with_a_change(session)
+    seller = await trader(client, session, region)
+    buyers = [await trader(client, session, region) for _ in range(6)]
+    broke = await trader(client, session, region)
+    await give(runtime, chain, str(seller.user_id), E="3")
+    for buyer in buyers:
+        await give(runtime, chain, str(buyer.user_id), GCC="20")
+    ask = await _order(client, seller, region, "sell", "7.00", "3")
+    assert ask.status_code == 201
+    answers = await asyncio.gather(
+        _order(client, broke, region, "buy", "7.00", "1"),
+        *(_order(client, b, region, "buy", "7.00", "1") for b in buyers),
+    )
+    assert answers[0].status_code == 422
+    assert answers[0].json()["error"]["code"] == "insufficient_balance"
+    statuses = sorted(a.json()["status"] for a in answers[1:])
+    assert statuses == ["filled"] * 3 + ["open"] * 3
+    mine = (await client.get("/api/market/orders", headers=seller.headers)).json()["items"]
+    assert [(o["status"], o["remaining"], len(o["fills"])) for o in mine] == [
+        ("filled", "0.000", 3)
+    ]
+    live, replayed = await market.book_digests(session, region, Resource.ELECTRICITY)
+    assert live == replayed
+    await settle(runtime, chain)
+    assert await balance(chain, session, seller.user_id, "GCC") == 21
 
 
 async def test_prepaid_units_move_only_between_households_of_one_region(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.db import insert_for, lock_rows, locked_one
@@ -59,6 +59,41 @@ async def journal(session: AsyncSession, region: str, resource: str) -> Sequence
 
 async def order(session: AsyncSession, order_id: uuid.UUID) -> MarketOrder | None:
     return await session.get(MarketOrder, order_id, populate_existing=True)
+
+
+async def orders_by_keys(
+    session: AsyncSession, keys: Collection[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], MarketOrder]:
+    """The orders already placed under these (user, idempotency key) pairs."""
+    if not keys:
+        return {}
+    query = select(MarketOrder).where(
+        MarketOrder.idempotency_key.in_({key for _, key in keys}),
+        MarketOrder.user_id.in_({user for user, _ in keys}),
+    )
+    found = (await session.scalars(query)).all()
+    return {
+        (o.user_id, o.idempotency_key): o for o in found if (o.user_id, o.idempotency_key) in keys
+    }
+
+
+async def orders_by_ids(
+    session: AsyncSession, order_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, MarketOrder]:
+    if not order_ids:
+        return {}
+    query = (
+        select(MarketOrder)
+        .where(MarketOrder.id.in_(list(order_ids)))
+        .execution_options(populate_existing=True)
+    )
+    return {o.id: o for o in (await session.scalars(query)).all()}
+
+
+async def set_remaining(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Each row: the order's `id`, its `remaining`, `status` and `updated_at` (one statement)."""
+    if rows:
+        await session.execute(update(MarketOrder), list(rows))
 
 
 async def order_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> MarketOrder | None:

@@ -4,22 +4,24 @@ per region and resource, with the funds each open order needs held in the wallet
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mornet.access import Actor
 from mornet.chain import service as chain
 from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind
-from mornet.db import utcnow
+from mornet.db import sessions_like, unit_of_work, utcnow
 from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.households import service as households
 from mornet.market import repository
@@ -313,6 +315,25 @@ class Placed:
     created: bool
 
 
+@dataclass(frozen=True)
+class _Place:
+    user_id: uuid.UUID
+    side: Side
+    price: int
+    quantity: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class _Cancel:
+    user_id: uuid.UUID
+    order_id: uuid.UUID
+
+
+_Command = _Place | _Cancel
+_Outcome = Placed | MarketOrder | Exception
+
+
 async def place_order(
     session: AsyncSession,
     handle: chain.ChainHandle | None,
@@ -327,8 +348,12 @@ async def place_order(
 ) -> Placed:
     """Place a limit order: hold what it needs, match it (price-time priority, at the resting
     orders' prices, never against the owner's own), journal the order and its trades, and
-    move the tokens of its fills wallet to wallet on chain — all in one transaction, with the
-    book's row locked so one writer matches in it at a time."""
+    hold what its fills move until the batcher puts them on chain (`batch_trades`).
+
+    The order joins its book's desk (`_Desk`), which matches the orders that arrive together
+    in one transaction of its own, with the book's row locked: one writer per book. The
+    caller's transaction is committed before the order waits (it holds no connection
+    meanwhile, and reads after this see what the desk committed)."""
     live = _connected(handle)
     await tariffs.get_region(session, region)  # an unknown region is a 404
     owned = await households.regions_of_owner(session, actor.id)
@@ -340,59 +365,279 @@ async def place_order(
             f"the price is at most the tariff, {quote.price} RUB per {resource.unit}: "
             "the platform sells at it"
         )
-    # The caller's wallet first (their requests one at a time: a key is checked and the
-    # funds held once), then the book (one writer matches in it at a time): the balance read
-    # from the chain happens outside the book's lock.
-    await wallets.lock_wallet(session, actor.id)
-    existing = await repository.order_by_key(session, actor.id, idempotency_key)
-    if existing is not None:
-        e = existing
-        asked = (region, resource.value, side.value, _kopecks(price), _units(quantity))
-        if asked != (e.region, e.resource, e.side, e.price, e.quantity):
-            raise KeyReused()
-        return Placed(existing, [], created=False)
-    order_id = uuid.uuid4()
-    token, units = need(side, _kopecks(price), _units(quantity))
-    await wallets.place_hold(
-        session,
-        live,
-        user_id=actor.id,
-        token=token or resource.value,
-        units=units,
-        reference=hold_reference(order_id),
+    command = _Place(actor.id, side, _kopecks(price), _units(quantity), idempotency_key)
+    await session.commit()
+    outcome = await _desk(session, region, resource).submit(live, command)
+    assert isinstance(outcome, Placed)
+    return outcome
+
+
+async def cancel_order(session: AsyncSession, *, actor: Actor, order_id: uuid.UUID) -> MarketOrder:
+    """Cancel what is left of one's own open order and release its hold. A cancel racing a
+    fill goes through the same desk: whichever comes first wins, the other sees the result."""
+    found = await repository.order(session, order_id)
+    if found is None or found.user_id != actor.id:
+        raise OrderNotFound()
+    desk = _desk(session, found.region, Resource(found.resource))
+    await session.commit()  # as `place_order` does
+    outcome = await desk.submit(None, _Cancel(actor.id, order_id))
+    assert isinstance(outcome, MarketOrder)
+    return outcome
+
+
+_DESKS: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], _Desk]] = weakref.WeakKeyDictionary()
+DESK_BATCH = 64
+"""The most orders and cancels one of a book's transactions takes."""
+
+
+def _desk(session: AsyncSession, region: str, resource: Resource) -> _Desk:
+    """This process's desk for the book, on the session's database."""
+    engine = session.get_bind()
+    desks = _DESKS.setdefault(engine, {})
+    key = (region, resource.value)
+    if key not in desks:
+        desks[key] = _Desk(sessions_like(session), region, resource)
+    return desks[key]
+
+
+class _Desk:
+    """One book's writer in this process. Orders and cancels queue here; while one batch is in
+    its transaction the next ones gather, and each batch is matched and journalled in one
+    transaction (a dozen statements however many orders: the book's lock is held once per
+    batch, not per order). The matched book stays in memory between batches, trusted while
+    the book row's `last_seq` is the one it was left at (another process's write moves it,
+    and the book is read again). A batch that fails as a whole is retried one command at a
+    time, so one command's failure is its own."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], region: str, resource: Resource
+    ) -> None:
+        self.sessions = sessions
+        self.region = region
+        self.resource = resource
+        self.queue: list[tuple[_Command, asyncio.Future[_Outcome]]] = []
+        self.handle: chain.ChainHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.book: Book | None = None
+        self.seq = -1
+
+    async def submit(self, handle: chain.ChainHandle | None, command: _Command) -> _Outcome:
+        if handle is not None:
+            self.handle = handle
+        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
+        self.queue.append((command, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        outcome = await future
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _drain(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue[:DESK_BATCH], self.queue[DESK_BATCH:]
+            try:
+                outcomes = await self._run([command for command, _ in batch])
+            except Exception as exc:
+                self.book = None  # matched in memory, not committed: read it again
+                if len(batch) == 1:
+                    outcomes = [exc]
+                else:
+                    outcomes = []
+                    for command, _ in batch:
+                        try:
+                            [outcome] = await self._run([command])
+                        except Exception as alone:
+                            self.book = None
+                            outcome = alone
+                        outcomes.append(outcome)
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    async def _run(self, commands: list[_Command]) -> list[_Outcome]:
+        async with unit_of_work(self.sessions) as session:
+            book = await repository.lock_book(session, self.region, self.resource.value)
+            if self.book is None or self.seq != book.last_seq:
+                open_orders = await repository.open_orders(
+                    session, self.region, self.resource.value
+                )
+                self.book = _book_of(open_orders)
+            outcomes = await _match(session, self.handle, book, self.book, commands)
+        self.seq = book.last_seq
+        return outcomes
+
+
+async def _match(
+    session: AsyncSession,
+    handle: chain.ChainHandle | None,
+    book: MarketBook,
+    engine: Book,
+    commands: Sequence[_Command],
+) -> list[_Outcome]:
+    """Match `commands` in arrival order against `engine` (the book's resting orders) and
+    write what they did: a few statements for the whole batch."""
+    places = [c for c in commands if isinstance(c, _Place)]
+    cancels = [c for c in commands if isinstance(c, _Cancel)]
+    resource = book.resource
+    existing = await repository.orders_by_keys(
+        session, {(c.user_id, c.idempotency_key) for c in places}
     )
-    book = await repository.lock_book(session, region, resource.value)
-    book.last_seq += 1
+    owners = {c.user_id for c in places}
+    locked = await wallets.lock_wallets(session, owners)
+    spendable: dict[tuple[str, str], int] = {}
+    if places:
+        spendable = await wallets.available_of(
+            session, _connected(handle), list(locked.values()), {"GCC", resource}
+        )
+    cancelled = await repository.orders_by_ids(session, {c.order_id for c in cancels})
     now = utcnow()
-    order = MarketOrder(
-        id=order_id,
-        user_id=actor.id,
-        region=region,
-        resource=resource.value,
-        side=side.value,
-        price=_kopecks(price),
-        quantity=_units(quantity),
-        remaining=_units(quantity),
-        status="open",
-        seq=book.last_seq,
-        idempotency_key=idempotency_key,
-        created_at=now,
-        updated_at=now,
-    )
-    resting = {o.id: o for o in await repository.open_orders(session, region, resource.value)}
-    engine = _book_of(resting.values())
-    placement = engine.place(
-        Order(order.id, order.user_id, side, order.price, order.remaining, order.seq)
-    )
-    order.remaining = _remaining_after(placement.fills, order.quantity)
-    # Not resting: filled, or its rest cancelled rather than crossing its owner's own orders.
-    order.status = "open" if placement.rested else "cancelled" if order.remaining else "filled"
-    session.add(order)
-    trades = await _settle_fills(session, book, order, resting, placement.fills)
-    remaining_need = need(side, order.price, order.remaining)[1] if placement.rested else 0
-    await wallets.set_hold(session, hold_reference(order.id), remaining_need)
+    outcomes: list[_Outcome] = []
+    orders: list[MarketOrder] = []
+    trades: list[MarketTrade] = []
+    holds: list[wallets.NewHold] = []
+    held: dict[str, int] = {}  # hold reference → what it keeps now
+    makers: dict[uuid.UUID, dict[str, Any]] = {}  # order id → its row's new values
+    for command in commands:
+        if isinstance(command, _Cancel):
+            outcomes.append(_cancel(command, cancelled, engine, book, makers, held, now))
+            continue
+        key = (command.user_id, command.idempotency_key)
+        if (found := existing.get(key)) is not None:
+            asked = (book.region, resource, command.side.value, command.price, command.quantity)
+            ok = asked == (found.region, found.resource, found.side, found.price, found.quantity)
+            outcomes.append(Placed(found, [], created=False) if ok else KeyReused())
+            continue
+        wallet = locked.get(command.user_id)
+        if wallet is None:
+            outcomes.append(NotFound("this user has no wallet yet", code="wallet_not_found"))
+            continue
+        token, units = need(command.side, command.price, command.quantity)
+        token = token or resource
+        left = spendable.get((wallet.address, token), 0)
+        if units > left:
+            outcomes.append(
+                wallets.InsufficientToHold(
+                    f"not enough {token}: {chain.from_base_units(max(left, 0))} available, "
+                    f"{chain.from_base_units(units)} needed"
+                )
+            )
+            continue
+        spendable[(wallet.address, token)] = left - units
+        book.last_seq += 1
+        order = MarketOrder(
+            id=uuid.uuid4(),
+            user_id=command.user_id,
+            region=book.region,
+            resource=resource,
+            side=command.side.value,
+            price=command.price,
+            quantity=command.quantity,
+            remaining=command.quantity,
+            status="open",
+            seq=book.last_seq,
+            idempotency_key=command.idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        placement = engine.place(
+            Order(order.id, order.user_id, command.side, order.price, order.remaining, order.seq)
+        )
+        order.remaining -= sum(f.quantity for f in placement.fills)
+        # Not resting: filled, or its rest cancelled rather than crossing its owner's own orders.
+        order.status = "open" if placement.rested else "cancelled" if order.remaining else "filled"
+        made = [_trade(order, fill, now) for fill in placement.fills]
+        for fill, trade in zip(placement.fills, made, strict=True):
+            maker = engine.orders.get(fill.maker)
+            remaining = maker.remaining if maker is not None else 0
+            makers[fill.maker] = {
+                "id": fill.maker,
+                "remaining": remaining,
+                "status": "open" if remaining else "filled",
+                "updated_at": now,
+            }
+            maker_side = Side.SELL if command.side == Side.BUY else Side.BUY
+            held[hold_reference(fill.maker)] = need(maker_side, fill.price, remaining)[1]
+            holds.append(
+                wallets.NewHold(
+                    trade.seller_id,
+                    resource,
+                    fill.quantity * UNIT_BASE,
+                    trade_hold(trade.id, resource),
+                )
+            )
+            holds.append(
+                wallets.NewHold(
+                    trade.buyer_id,
+                    "GCC",
+                    fill.price * fill.quantity * GCC_BASE,
+                    trade_hold(trade.id, "GCC"),
+                )
+            )
+        if placement.fills:
+            book.last_price = placement.fills[-1].price
+        rest = need(command.side, order.price, order.remaining)[1] if placement.rested else 0
+        holds.append(wallets.NewHold(order.user_id, token, rest, hold_reference(order.id)))
+        existing[key] = order  # the same key again in this batch is a retry
+        orders.append(order)
+        trades += made
+        outcomes.append(Placed(order, made, created=True))
+    # Rows first (a maker may be an order of this batch), then what changed in them.
+    session.add_all([*orders, *trades])
     await session.flush()
-    return Placed(order, trades, created=True)
+    await wallets.write_holds(session, holds, held)
+    await repository.set_remaining(session, list(makers.values()))
+    await session.flush()
+    return outcomes
+
+
+def _trade(taker: MarketOrder, fill: Fill, now: datetime) -> MarketTrade:
+    taking, making = (taker.id, taker.user_id), (fill.maker, fill.maker_owner)
+    (buy_order, buyer), (sell_order, seller) = (
+        (taking, making) if taker.side == Side.BUY else (making, taking)
+    )
+    return MarketTrade(
+        id=uuid.uuid4(),
+        region=taker.region,
+        resource=taker.resource,
+        seq=taker.seq,
+        price=fill.price,
+        quantity=fill.quantity,
+        buy_order_id=buy_order,
+        sell_order_id=sell_order,
+        buyer_id=buyer,
+        seller_id=seller,
+        taker_side=taker.side,
+        operation_keys=[],
+        created_at=now,
+    )
+
+
+def _cancel(
+    command: _Cancel,
+    found: dict[uuid.UUID, MarketOrder],
+    engine: Book,
+    book: MarketBook,
+    makers: dict[uuid.UUID, dict[str, Any]],
+    held: dict[str, int],
+    now: datetime,
+) -> _Outcome:
+    order = found.get(command.order_id)
+    if order is None or order.user_id != command.user_id:
+        return OrderNotFound()
+    filled_here = makers.get(order.id)
+    if engine.cancel(order.id) is None:
+        status = "filled" if filled_here and not filled_here["remaining"] else order.status
+        return OrderNotOpen(f"the order is {status}: nothing is left to cancel")
+    if filled_here is not None:  # partly filled earlier in this batch
+        order.remaining = filled_here["remaining"]
+        del makers[order.id]
+    book.last_seq += 1
+    order.status = "cancelled"
+    order.cancelled_seq = book.last_seq
+    order.updated_at = now
+    held[hold_reference(order.id)] = 0
+    return order
 
 
 def _book_of(orders: Iterable[MarketOrder]) -> Book:
@@ -402,69 +647,8 @@ def _book_of(orders: Iterable[MarketOrder]) -> Book:
     return book
 
 
-def _remaining_after(fills: Sequence[Fill], quantity: int) -> int:
-    return quantity - sum(f.quantity for f in fills)
-
-
 def trade_hold(trade_id: uuid.UUID, token: str) -> str:
     return f"market-trade:{trade_id}:{token}"
-
-
-async def _settle_fills(
-    session: AsyncSession,
-    book: MarketBook,
-    taker: MarketOrder,
-    resting: dict[uuid.UUID, MarketOrder],
-    fills: Sequence[Fill],
-) -> list[MarketTrade]:
-    """Journal each fill as a trade and move what it takes from the orders' holds into the
-    trade's own holds — the seller's units, the buyer's GCC at the trade price, with no new
-    balance check since they were checked when first held — until the batcher puts its
-    transfers on chain (`batch_trades`)."""
-    trades = []
-    for fill in fills:
-        maker = resting[fill.maker]
-        maker.remaining -= fill.quantity
-        maker.status = "open" if maker.remaining else "filled"
-        maker.updated_at = utcnow()
-        await wallets.set_hold(
-            session, hold_reference(maker.id), need(maker.side, maker.price, maker.remaining)[1]
-        )
-        buy, sell = (taker, maker) if taker.side == Side.BUY else (maker, taker)
-        trade = MarketTrade(
-            id=uuid.uuid4(),
-            region=taker.region,
-            resource=taker.resource,
-            seq=taker.seq,
-            price=fill.price,
-            quantity=fill.quantity,
-            buy_order_id=buy.id,
-            sell_order_id=sell.id,
-            buyer_id=buy.user_id,
-            seller_id=sell.user_id,
-            taker_side=taker.side,
-            operation_keys=[],
-            created_at=utcnow(),
-        )
-        await wallets.hold_at(
-            session,
-            user_id=sell.user_id,
-            token=taker.resource,
-            units=fill.quantity * UNIT_BASE,
-            reference=trade_hold(trade.id, taker.resource),
-        )
-        await wallets.hold_at(
-            session,
-            user_id=buy.user_id,
-            token="GCC",
-            units=fill.price * fill.quantity * GCC_BASE,
-            reference=trade_hold(trade.id, "GCC"),
-        )
-        session.add(trade)
-        trades.append(trade)
-    if fills:
-        book.last_price = fills[-1].price
-    return trades
 
 
 async def batch_trades(
@@ -506,26 +690,6 @@ async def batch_trades(
         await wallets.set_hold(session, trade_hold(trade.id, "GCC"), 0)
     await session.flush()
     return len(waiting)
-
-
-async def cancel_order(session: AsyncSession, *, actor: Actor, order_id: uuid.UUID) -> MarketOrder:
-    """Cancel what is left of one's own open order and release its hold. A cancel racing a
-    fill waits for the book's lock: whichever comes first wins, the other sees the result."""
-    found = await repository.order(session, order_id)
-    if found is None or found.user_id != actor.id:
-        raise OrderNotFound()
-    book = await repository.lock_book(session, found.region, found.resource)
-    order = await repository.order(session, order_id)
-    assert order is not None
-    if order.status != "open":
-        raise OrderNotOpen(f"the order is {order.status}: nothing is left to cancel")
-    book.last_seq += 1
-    order.status = "cancelled"
-    order.cancelled_seq = book.last_seq
-    order.updated_at = utcnow()
-    await wallets.set_hold(session, hold_reference(order.id), 0)
-    await session.flush()
-    return order
 
 
 async def orders_of(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.db import lock_rows
@@ -22,6 +23,17 @@ async def of_user(
         await lock_rows(session, Wallet, Wallet.user_id == user_id)
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+async def lock_of_users(session: AsyncSession, user_ids: Collection[uuid.UUID]) -> Sequence[Wallet]:
+    """The users' wallets, locked until the transaction ends, in one order (by user) so that
+    two transactions locking overlapping sets never wait on each other in a cycle."""
+    if not user_ids:
+        return []
+    ids = list(user_ids)
+    await lock_rows(session, Wallet, Wallet.user_id.in_(ids))
+    query = select(Wallet).where(Wallet.user_id.in_(ids)).order_by(Wallet.user_id).with_for_update()
+    return (await session.scalars(query)).all()
 
 
 async def by_address(session: AsyncSession, address: str) -> Wallet | None:
@@ -60,3 +72,21 @@ async def open_holds(
 
 async def hold_by_reference(session: AsyncSession, reference: str) -> Hold | None:
     return await session.scalar(select(Hold).where(Hold.reference == reference))
+
+
+async def insert_holds(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    if rows:
+        await session.execute(insert(Hold), list(rows))
+
+
+async def set_holds(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Each row: `ref` (the hold's reference), `units` (a decimal string), `is_open`, `at`."""
+    if not rows:
+        return
+    table = cast(Table, Hold.__table__)
+    await session.execute(
+        update(table)
+        .where(table.c.reference == bindparam("ref"))
+        .values(units=bindparam("units"), is_open=bindparam("is_open"), updated_at=bindparam("at")),
+        list(rows),
+    )

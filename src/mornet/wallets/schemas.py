@@ -1,11 +1,22 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
 from mornet.chain.schemas import IdempotencyKey, TokenAmount, Tokens, TokenSymbol
+
+
+@dataclass(frozen=True, slots=True)
+class NewHold:
+    """A hold to open: `units` (base units) of `token` of the user's wallet, for `reference`."""
+
+    user_id: uuid.UUID
+    token: str
+    units: int
+    reference: str
 
 
 class WalletOut(BaseModel):

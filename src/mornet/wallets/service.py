@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from eth_account import Account
@@ -22,6 +22,7 @@ from mornet.identity import service as identity
 from mornet.wallets import repository
 from mornet.wallets.models import Hold as Hold  # part of this API
 from mornet.wallets.models import Wallet as Wallet  # part of this API
+from mornet.wallets.schemas import NewHold as NewHold  # part of this API
 from mornet.wallets.schemas import WalletOut
 
 
@@ -127,6 +128,13 @@ async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
     return wallet
 
 
+async def lock_wallets(
+    session: AsyncSession, user_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Wallet]:
+    """`lock_wallet` for many users at once (one query; users without a wallet are left out)."""
+    return {w.user_id: w for w in await repository.lock_of_users(session, user_ids)}
+
+
 async def available(
     session: AsyncSession, handle: chain.ChainHandle | None, wallet: Wallet, token: str
 ) -> int:
@@ -194,6 +202,38 @@ async def hold_at(
             await session.flush()
         return
     await set_hold(session, reference, units)
+
+
+async def write_holds(
+    session: AsyncSession, opened: Sequence[NewHold], changed: Mapping[str, int]
+) -> None:
+    """Open the holds `opened` (no balance check: the caller checked them under
+    `lock_wallets`), then set what each hold in `changed` (by reference) keeps aside now, 0
+    closing it — a statement each, however many holds."""
+    now = utcnow()
+    await repository.insert_holds(
+        session,
+        [
+            {
+                "id": uuid.uuid4(),
+                "user_id": h.user_id,
+                "token": h.token,
+                "units": str(max(h.units, 0)),
+                "reference": h.reference,
+                "is_open": h.units > 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for h in opened
+        ],
+    )
+    await repository.set_holds(
+        session,
+        [
+            {"ref": reference, "units": str(max(units, 0)), "is_open": units > 0, "at": now}
+            for reference, units in changed.items()
+        ],
+    )
 
 
 async def set_hold(session: AsyncSession, reference: str, units: int) -> None:
