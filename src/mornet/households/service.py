@@ -187,9 +187,14 @@ async def household_shown(
     return found[1]
 
 
-async def regions_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> set[str]:
-    """The regions where the user has a household (where they may trade prepaid units)."""
-    return {h.region_code for h in await repository.list_for_owner(session, owner_id)}
+async def regions_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> frozenset[str]:
+    """The regions where the user has a household (where they may trade prepaid units), from
+    the process's cache while no household changed."""
+
+    async def read() -> frozenset[str]:
+        return frozenset(h.region_code for h in await repository.list_for_owner(session, owner_id))
+
+    return await cached_read(session, "households.regions", HOUSEHOLD_TOPICS, owner_id, read)
 
 
 async def household_ids_of_owner(session: AsyncSession, owner_id: uuid.UUID) -> list[uuid.UUID]:

@@ -96,6 +96,12 @@ async def set_remaining(session: AsyncSession, rows: Sequence[dict[str, object]]
         await session.execute(update(MarketOrder), list(rows))
 
 
+async def set_batches(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:
+    """Each row: a trade's `id`, its `batch_id` and `operation_keys` (one statement)."""
+    if rows:
+        await session.execute(update(MarketTrade), list(rows))
+
+
 async def order_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> MarketOrder | None:
     query = select(MarketOrder).where(
         MarketOrder.user_id == user_id, MarketOrder.idempotency_key == key

@@ -355,7 +355,7 @@ async def place_order(
     caller's transaction is committed before the order waits (it holds no connection
     meanwhile, and reads after this see what the desk committed)."""
     live = _connected(handle)
-    await tariffs.get_region(session, region)  # an unknown region is a 404
+    await tariffs.known_region(session, region)  # an unknown region is a 404
     owned = await households.regions_of_owner(session, actor.id)
     if region not in owned:
         raise NoHouseholdInRegion(f"you have no household in {region}: orders there are refused")
@@ -683,12 +683,19 @@ async def batch_trades(
                 idempotency_key=key,
             )
             keys.append(key)
-    for trade in waiting:
-        trade.batch_id = batch_id
-        trade.operation_keys = [k for k in keys if f":{trade.resource}:" in k or ":GCC:" in k]
-        await wallets.set_hold(session, trade_hold(trade.id, trade.resource), 0)
-        await wallets.set_hold(session, trade_hold(trade.id, "GCC"), 0)
-    await session.flush()
+    await repository.set_batches(
+        session,
+        [
+            {
+                "id": trade.id,
+                "batch_id": batch_id,
+                "operation_keys": [k for k in keys if f":{trade.resource}:" in k or ":GCC:" in k],
+            }
+            for trade in waiting
+        ],
+    )
+    released = {trade_hold(t.id, token): 0 for t in waiting for token in (t.resource, "GCC")}
+    await wallets.write_holds(session, [], released)
     return len(waiting)
 
 

@@ -121,6 +121,12 @@ async def _tariff_book(
     return book
 
 
+async def known_region(session: AsyncSession, region_code: str) -> str:
+    """The region's code, from the cached tariff book; an unknown region is refused (404)."""
+    code, _ = await _tariff_book(session, region_code)
+    return code
+
+
 async def tariffs_in_force(
     session: AsyncSession, region_code: str, at: datetime | None = None
 ) -> tuple[str, list[TariffQuote]]:
