@@ -583,8 +583,7 @@ async def _match(
         trades += made
         outcomes.append(Placed(order, made, created=True))
     # Rows first (a maker may be an order of this batch), then what changed in them.
-    session.add_all([*orders, *trades])
-    await session.flush()
+    await repository.insert_rows(session, [*orders, *trades])
     await wallets.write_holds(session, holds, held)
     await repository.set_remaining(session, list(makers.values()))
     await session.flush()
