@@ -112,13 +112,6 @@ async def set_batches(session: AsyncSession, rows: Sequence[dict[str, object]]) 
         await session.execute(update(MarketTrade), list(rows))
 
 
-async def order_by_key(session: AsyncSession, user_id: uuid.UUID, key: str) -> MarketOrder | None:
-    query = select(MarketOrder).where(
-        MarketOrder.user_id == user_id, MarketOrder.idempotency_key == key
-    )
-    return await session.scalar(query)
-
-
 async def orders_page(
     session: AsyncSession, user_id: uuid.UUID, page: PageRequest
 ) -> tuple[Sequence[MarketOrder], int]:

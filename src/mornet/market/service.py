@@ -516,12 +516,7 @@ async def _match(
         token = token or resource
         left = spendable.get((wallet.address, token), 0)
         if units > left:
-            outcomes.append(
-                wallets.InsufficientToHold(
-                    f"not enough {token}: {chain.from_base_units(max(left, 0))} available, "
-                    f"{chain.from_base_units(units)} needed"
-                )
-            )
+            outcomes.append(wallets.InsufficientToHold.of(token, left, units))
             continue
         spendable[(wallet.address, token)] = left - units
         book.last_seq += 1

@@ -160,34 +160,13 @@ async def held(
 
 
 class InsufficientToHold(InsufficientBalance):
-    pass
-
-
-async def place_hold(
-    session: AsyncSession,
-    handle: chain.ChainHandle | None,
-    *,
-    user_id: uuid.UUID,
-    token: str,
-    units: int,
-    reference: str,
-) -> Hold:
-    """Set `units` of the user's `token` aside for `reference` (once per reference), after
-    checking they are available; a short balance holds nothing (422)."""
-    existing = await repository.hold_by_reference(session, reference)
-    if existing is not None:
-        return existing
-    wallet = await lock_wallet(session, user_id)
-    spendable = await available(session, handle, wallet, token)
-    if units > spendable:
-        raise InsufficientToHold(
+    @classmethod
+    def of(cls, token: str, spendable: int, units: int) -> InsufficientToHold:
+        """`units` of `token` (base units) asked to be held, `spendable` available."""
+        return cls(
             f"not enough {token}: {chain.from_base_units(max(spendable, 0))} available, "
             f"{chain.from_base_units(units)} needed"
         )
-    hold = Hold(user_id=user_id, token=token, units=str(units), reference=reference)
-    session.add(hold)
-    await session.flush()
-    return hold
 
 
 async def hold_at(
