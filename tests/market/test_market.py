@@ -231,6 +231,38 @@ async def test_bad_orders_are_refused_with_a_reason_and_hold_nothing(
     assert moved.status_code != 422, moved.text
 
 
+async def test_an_order_replayed_with_its_key_is_placed_once(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """A retry with the same key returns the order (200) and holds nothing more, also when
+    both copies reach the book together; the key with another body is a 409."""
+    region = await region_with_a_change(session)
+    seller = await trader(client, session, region)
+    await give(runtime, chain, str(seller.user_id), E="5")
+    body = {"region": region, "resource": "E", "side": "sell", "price": "7.00", "quantity": "2"}
+
+    async def place(key: str, **changed: str) -> httpx.Response:
+        return await client.post(
+            "/api/market/orders",
+            json={**body, **changed, "idempotency_key": key},
+            headers=seller.headers,
+        )
+
+    first = await place("once")
+    assert first.status_code == 201, first.text
+    again = await place("once")
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    other = await place("once", quantity="1")
+    assert other.status_code == 409, other.text
+    together = await asyncio.gather(place("twice"), place("twice"))
+    assert sorted(a.status_code for a in together) == [200, 201]
+    assert together[0].json()["id"] == together[1].json()["id"]
+    mine = (await client.get("/api/market/orders", headers=seller.headers)).json()["items"]
+    assert len(mine) == 2
+    wallet = (await client.get("/api/wallet", headers=seller.headers)).json()
+    assert Decimal(wallet["held"]["E"]) == 4  # two orders of two, not four
+
+
 async def test_many_buyers_at_once_fill_a_resting_order_once(
     runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
