@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from mornet.changes import CHANGES, Changes, has_written
@@ -271,11 +271,20 @@ async def unit_of_work(
 
 def insert_for(session: AsyncSession, table: Any) -> Any:
     """An INSERT with the dialect's ON CONFLICT clauses (both SQLite and PostgreSQL speak
-    them; SQLAlchemy's generic insert does not)."""
+    them; SQLAlchemy's generic insert does not). Given a mapped class, a Core insert into its
+    table (`table_of`)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(table))
+
+
+def table_of(model: Any) -> Any:
+    """The table of a mapped class (a table as it is). A statement on the table is plain Core:
+    the session runs it without the ORM's bulk paths (which match the rows it writes against
+    objects the session holds, at several times the statement's own cost). Use it where the
+    session holds no object the statement changes, or where the caller updates them itself."""
+    return getattr(model, "__table__", model)
 
 
 async def lock_rows(
@@ -303,10 +312,24 @@ async def locked_one(
     return row
 
 
+_WAKES = "mornet.db.wakes"
+
+
 def set_after_commit(session: AsyncSession, wake: asyncio.Event) -> None:
     """Set `wake` once the session's transaction commits (never before: a worker woken early
     would look for the change and not find it); a rollback leaves it unset."""
-    event.listen(session.sync_session, "after_commit", lambda _: wake.set(), once=True)
+    session.sync_session.info.setdefault(_WAKES, set()).add(wake)
+
+
+@event.listens_for(Session, "after_commit")
+def _set_wakes(session: Session) -> None:
+    for wake in session.info.pop(_WAKES, ()):
+        wake.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_wakes(session: Session) -> None:
+    session.info.pop(_WAKES, None)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -23,13 +23,25 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, Uuid, delete, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mornet import bus
-from mornet.db import Base, UTCDateTime, insert_for, unit_of_work, utcnow
+from mornet.db import Base, UTCDateTime, insert_for, table_of, unit_of_work, utcnow
 from mornet.errors import describe
 
 log = structlog.get_logger(__name__)
@@ -132,16 +144,19 @@ def _forget_recorded(session: Session) -> None:
 async def record(session: AsyncSession, event: DomainEvent) -> uuid.UUID:
     """Record `event` in the caller's transaction; the relay publishes it once that commits.
     Returns the event's id."""
-    row = OutboxEvent(
-        id=uuid.uuid4(),
-        topic=event.topic,
-        payload=event.model_dump(mode="json"),
-        occurred_at=utcnow(),
+    event_id = uuid.uuid4()
+    # A Core insert: an event is never read back in the transaction that records it, so it
+    # need not pass through the session's unit of work (a flush per event).
+    await session.execute(
+        insert(table_of(OutboxEvent)).values(
+            id=event_id,
+            topic=event.topic,
+            payload=event.model_dump(mode="json"),
+            occurred_at=utcnow(),
+        )
     )
-    session.add(row)
-    await session.flush()
     session.sync_session.info[_RECORDED] = True
-    return row.id
+    return event_id
 
 
 def _envelope(row: OutboxEvent) -> bytes:
@@ -187,8 +202,7 @@ class Relay:
                 # SQLite has no row locks: end the read now, or a consumer's write committed
                 # while we publish would make our update below fail as a stale snapshot.
                 await session.commit()
-            for row in rows:
-                await self.bus.publish(row.topic, _envelope(row))
+            await self.bus.publish_all([(row.topic, _envelope(row)) for row in rows])
             await session.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.seq.in_([row.seq for row in rows]))
@@ -255,15 +269,24 @@ class Subscription(Generic[E]):
     handler: EventHandler[E]
 
 
-async def _claim(session: AsyncSession, consumer: str, event_id: uuid.UUID) -> bool:
-    """Mark the event processed by `consumer` in this transaction; False when it already was."""
+async def _claim(
+    session: AsyncSession, consumer: str, event_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Mark the events processed by `consumer` in this transaction (one statement); returns
+    the ids that were not processed before."""
+    now = utcnow()
     claimed = await session.execute(
         insert_for(session, ProcessedEvent)
-        .values(consumer=consumer, event_id=event_id, processed_at=utcnow())
+        .values(
+            [
+                {"consumer": consumer, "event_id": event_id, "processed_at": now}
+                for event_id in dict.fromkeys(event_ids)
+            ]
+        )
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
         .returning(ProcessedEvent.event_id)
     )
-    return claimed.first() is not None
+    return set(claimed.scalars())
 
 
 class Consumer(Generic[E]):
@@ -293,10 +316,14 @@ class Consumer(Generic[E]):
         events = [self._parse(body) for body in bodies]
         handled = redelivered = 0
         async with unit_of_work(self.sessions) as session:
+            claimed = await _claim(
+                session, self.subscription.consumer, [envelope.id for envelope, _ in events]
+            )
             for envelope, event in events:
-                if not await _claim(session, self.subscription.consumer, envelope.id):
+                if envelope.id not in claimed:
                     redelivered += 1
                     continue
+                claimed.discard(envelope.id)  # the same event twice in one batch: once
                 await self.subscription.handler(session, event)
                 handled += 1
         self.handled += handled

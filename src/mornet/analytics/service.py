@@ -228,8 +228,7 @@ async def log_event(session: AsyncSession, event: DomainEvent) -> None:
             data=event.model_dump(mode="json"),
             occurred_at=utcnow(),
         )
-    )
-    await session.flush()
+    )  # flushed with the batch's other entries when the consumer commits (one statement)
 
 
 LINKS = {

@@ -8,8 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mornet.access import Actor, readable_by
 from mornet.bank.models import (
@@ -20,7 +21,7 @@ from mornet.bank.models import (
     Deposit,
     Withdrawal,
 )
-from mornet.db import insert_for, lock_rows, locked_one, utcnow
+from mornet.db import insert_for, lock_rows, locked_one, table_of, utcnow
 from mornet.pagination import PageRequest, fetch_page
 
 
@@ -45,6 +46,26 @@ async def page_of_user(
         .order_by(Deposit.created_at.desc(), Deposit.id)
     )
     return await fetch_page(session, query, page)
+
+
+async def insert_deposit(session: AsyncSession, deposit: Deposit) -> None:
+    """Store a new deposit with one insert, leaving `deposit` out of the session (it is the
+    caller's answer, never changed in this transaction)."""
+    await session.execute(
+        insert(table_of(Deposit)).values(
+            {column.key: getattr(deposit, column.key) for column in Deposit.__table__.columns}
+        )
+    )
+
+
+async def set_deposit_state(session: AsyncSession, deposit: Deposit, **values: Any) -> None:
+    """Write a locked deposit's new state with one update, and show it on `deposit` as
+    stored (not as a change still to flush: the notification path writes nothing else)."""
+    await session.execute(
+        update(table_of(Deposit)).where(Deposit.id == deposit.id).values(**values)
+    )
+    for key, value in values.items():
+        set_committed_value(deposit, key, value)
 
 
 async def by_order_for_update(session: AsyncSession, order_id: str) -> Deposit | None:

@@ -169,6 +169,10 @@ class SandboxBank:
                         self.ignore_ok -= 1  # "lost" on the way back: send again
                     else:
                         return True
+                else:
+                    log.warning(
+                        "sandbox_bank.not_ok", status=answer.status_code, answer=answer.text[:200]
+                    )
             except httpx.HTTPError as exc:
                 log.warning("sandbox_bank.notify_failed", error=str(exc))
             # As the bank does: again and again, waiting longer each time (up to 30 s).

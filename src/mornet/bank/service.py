@@ -99,14 +99,14 @@ async def open_deposit(
             f"a deposit is {gateway.deposit_min} to {gateway.deposit_max} RUB",
             code="deposit_out_of_bounds",
         )
-    await wallets.wallet_of(session, user_id)  # GCC needs somewhere to go
-    deposit = Deposit(user_id=user_id, amount=amount, status=PaymentStatus.NEW.value)
-    deposit.id = uuid.uuid4()
-    deposit.order_id = str(deposit.id)
-    session.add(deposit)
-    await session.flush()
+    await wallets.address_of(session, user_id)  # GCC needs somewhere to go
+    deposit_id = uuid.uuid4()
+    order_id = str(deposit_id)
+    # The bank first, then one insert: a bank that refuses or does not answer leaves nothing
+    # behind, and a failed insert leaves only an unpaid payment at the bank (as a rollback
+    # after the bank answered did before).
     created = await gateway.adapter.init(
-        order_id=deposit.order_id,
+        order_id=order_id,
         amount=amount,
         description=f"MorNet: {amount} GCC",
         customer_key=str(user_id),
@@ -114,10 +114,23 @@ async def open_deposit(
         success_url=f"{gateway.public_url}/bank",
         fail_url=f"{gateway.public_url}/bank",
     )
-    deposit.payment_id = created.payment_id
-    deposit.payment_url = created.payment_url
-    deposit.status = created.status.value
-    await session.flush()
+    now = utcnow()
+    deposit = Deposit(
+        id=deposit_id,
+        user_id=user_id,
+        order_id=order_id,
+        payment_id=created.payment_id,
+        payment_url=created.payment_url,
+        amount=amount,
+        status=created.status.value,
+        minted=False,
+        refunded=False,
+        mint_key=None,
+        refund_debt=False,
+        created_at=now,
+        updated_at=now,
+    )
+    await repository.insert_deposit(session, deposit)
     return deposit
 
 
@@ -196,12 +209,14 @@ async def _advance(session: AsyncSession, deposit: Deposit, status: PaymentStatu
     """Apply one report of the bank (a notification or a GetState answer) to the deposit."""
     before = DepositState(PaymentStatus(deposit.status), deposit.minted, deposit.refunded)
     after, effects = apply(before, status)
-    deposit.status, deposit.minted, deposit.refunded = (
-        after.status.value,
-        after.minted,
-        after.refunded,
+    await repository.set_deposit_state(
+        session,
+        deposit,
+        status=after.status.value,
+        minted=after.minted,
+        refunded=after.refunded,
+        updated_at=utcnow(),
     )
-    deposit.updated_at = utcnow()
     for effect in effects:
         if effect == Effect.MINT:
             await outbox.record(

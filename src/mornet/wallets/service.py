@@ -73,6 +73,22 @@ async def wallet_of(session: AsyncSession, user_id: uuid.UUID) -> Wallet:
     return wallet
 
 
+ADDRESS_TOPICS = topics_of(Wallet)
+
+
+async def address_of(session: AsyncSession, user_id: uuid.UUID) -> str:
+    """The user's wallet address (a `NotFound` when there is none yet). A wallet's address
+    never changes once opened, so it is kept in the process's cache while no wallet moves."""
+
+    async def read() -> str | None:
+        return (await repository.addresses_of(session, [user_id])).get(user_id)
+
+    address = await cached_read(session, "wallets.address", ADDRESS_TOPICS, user_id, read)
+    if address is None:
+        raise NotFound("this user has no wallet yet", code="wallet_not_found")
+    return address
+
+
 WALLET_TOPICS = topics_of(Wallet, Hold)
 """Wallets and what their holds keep aside change only when these move."""
 
