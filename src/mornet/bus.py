@@ -55,9 +55,6 @@ class Bus(Protocol):
     async def publish(self, topic: str, body: bytes) -> None:
         """Returns once the bus holds the message durably."""
 
-    async def publish_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Publish (topic, body) pairs in order; returns once the bus holds them all."""
-
     async def consume(
         self,
         topic: str,
@@ -163,18 +160,12 @@ class InProcessBus:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def publish(self, topic: str, body: bytes) -> None:
-        await self.publish_all([(topic, body)])
-
-    async def publish_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        # All queued before any is awaited: a consumer takes them as one batch (one
-        # transaction), where one at a time it would commit once per message.
         loop = asyncio.get_running_loop()
         handled = []
-        for topic, body in messages:
-            for queue in self._queues.get(topic, []):
-                done: asyncio.Future[None] = loop.create_future()
-                queue.put_nowait((body, done))
-                handled.append(done)
+        for queue in self._queues.get(topic, []):
+            done: asyncio.Future[None] = loop.create_future()
+            await queue.put((body, done))
+            handled.append(done)
         await asyncio.gather(*handled)
 
     async def consume(
@@ -260,10 +251,6 @@ class RabbitBus:
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         # With publisher confirms, this returns when the broker has the message.
         await self._exchange.publish(message, routing_key=topic)
-
-    async def publish_all(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        for topic, body in messages:  # one at a time: the broker keeps them in this order
-            await self.publish(topic, body)
 
     async def consume(
         self,

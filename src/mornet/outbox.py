@@ -202,7 +202,8 @@ class Relay:
                 # SQLite has no row locks: end the read now, or a consumer's write committed
                 # while we publish would make our update below fail as a stale snapshot.
                 await session.commit()
-            await self.bus.publish_all([(row.topic, _envelope(row)) for row in rows])
+            for row in rows:
+                await self.bus.publish(row.topic, _envelope(row))
             await session.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.seq.in_([row.seq for row in rows]))
