@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet import outbox
 from mornet.bus import Bus, InProcessBus, RabbitBus
-from mornet.db import unit_of_work
+from mornet.db import unit_of_work, utcnow
 from mornet.outbox import (
     DomainEvent,
     EventDeadLetter,
@@ -116,6 +116,26 @@ async def test_a_redelivered_event_is_handled_once(
     assert consumer.handled == 1
     assert consumer.redelivered == 1
     assert await _mints(runtime) == [("d-1", 500)]
+
+
+async def test_a_batch_claims_its_events_at_once_and_handles_each_once(
+    runtime: Runtime,
+) -> None:
+    """One delivered batch: an event handled before, a new one, and the new one again (a bus
+    may repeat a message inside a batch). Only the new one is handled, once."""
+    consumer = outbox.Consumer(runtime.sessions, _minting())
+    old = outbox.Envelope(
+        id=uuid.uuid4(),
+        topic=DepositConfirmed.topic,
+        occurred_at=utcnow(),
+        data={"deposit": "d-old", "amount": 1},
+    )
+    new = old.model_copy(update={"id": uuid.uuid4(), "data": {"deposit": "d-new", "amount": 2}})
+    await consumer.handle([old.model_dump_json().encode()])
+    await consumer.handle([body.model_dump_json().encode() for body in (old, new, new)])
+
+    assert (consumer.handled, consumer.redelivered) == (2, 2)
+    assert await _mints(runtime) == [("d-old", 1), ("d-new", 2)]
 
 
 async def test_each_consumer_handles_an_event_once_on_its_own(
