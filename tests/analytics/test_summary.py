@@ -4,9 +4,11 @@ withdrawals and trades."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.chain.service import ChainHandle
@@ -15,7 +17,12 @@ from mornet.runtime import Runtime
 from tests.cost.helpers import region_with_a_change
 from tests.factories import user_with_token
 from tests.market.helpers import give, settle, trader
+from tests.polling import eventually
 from tests.telemetry.helpers import T0, plug, store_readings
+
+
+async def _true(condition: bool) -> bool:
+    return condition
 
 
 async def test_the_summary_counts_the_platform_and_reads_gcc_from_the_chain(
@@ -90,3 +97,48 @@ async def test_the_summary_counts_the_platform_and_reads_gcc_from_the_chain(
     page = await client.get("/admin/analytics")
     assert page.status_code == 200
     assert '<span class="value" id="trades">1</span><small>14.00000 GCC</small>' in page.text
+
+
+async def test_the_summary_and_series_are_kept_until_a_source_moves(
+    runtime: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Asked again with nothing changed, the summary and a series are answered from the
+    process's cache (no statement reaches the database); a write to one of their sources
+    shows at once."""
+    changes = runtime.changes
+    assert changes is not None
+    await changes.start()  # as the API does (PostgreSQL: until it listens, nothing is kept)
+    await eventually(lambda: _true(changes.version("probe") is not None), within=10)
+    _, admin = await user_with_token(client, session, admin=True)
+    summary = "/api/admin/analytics/summary"
+    now = utcnow()
+    start, end = (now - timedelta(hours=2)).isoformat(), (now + timedelta(hours=1)).isoformat()
+    series = (
+        f"/api/admin/analytics/series?metric=registrations&granularity=hour&from={start}&to={end}"
+    ).replace("+00:00", "Z")
+    await runtime.refresh_analytics()
+    first = (await client.get(summary, headers=admin)).json()
+    registered = sum(
+        Decimal(p["value"]) for p in (await client.get(series, headers=admin)).json()["points"]
+    )
+
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        again = (await client.get(summary, headers=admin)).json()
+        kept = (await client.get(series, headers=admin)).json()
+    finally:
+        event.remove(runtime.engine.sync_engine, "before_cursor_execute", count)
+    assert again == first
+    assert sum(Decimal(p["value"]) for p in kept["points"]) == registered
+    assert not [s for s in statements if "analytics" in s or "users" in s], statements
+
+    await user_with_token(client, session)  # a new user: the users table moves
+    await runtime.refresh_analytics()  # and the registrations series with it
+    assert (await client.get(summary, headers=admin)).json()["users"] == first["users"] + 1
+    moved = (await client.get(series, headers=admin)).json()
+    assert sum(Decimal(p["value"]) for p in moved["points"]) == registered + 1

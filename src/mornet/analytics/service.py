@@ -32,6 +32,7 @@ from mornet.bank import service as bank
 from mornet.chain import service as chain
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import TOKENS
+from mornet.changes import cached_read, topics_of
 from mornet.cost import service as cost
 from mornet.db import utcnow
 from mornet.errors import ValidationFailed
@@ -155,6 +156,24 @@ async def _dashboard(
     )
 
 
+SERIES_TOPICS = topics_of(SeriesPoint)
+"""Series are read from analytics' own hourly points alone."""
+SUMMARY_SOURCES = (
+    *identity.USER_TOPICS,
+    *households.HOUSEHOLD_TOPICS,
+    *SERIES_TOPICS,
+    *chain.MOVE_TOPICS,
+    *bank.MONEY_TOPICS,
+    *market.TRADE_TOPICS,
+)
+"""The summary's counts move only with these; its GCC figures move on chain with the
+platform's chain operations (`chain.MOVE_TOPICS`)."""
+SUMMARY_MAX_AGE_S = 2.0
+"""How long the summary is shown again while none of its sources moved: a bound on what a
+move on chain that the platform did not make (a transfer into the treasury) leaves unseen;
+`as_of` says when it was read."""
+
+
 async def summary(
     session: AsyncSession,
     handle: chain.ChainHandle | None,
@@ -162,11 +181,26 @@ async def summary(
     treasury: str,
     now: datetime | None = None,
 ) -> SummaryOut:
-    """The platform at a glance for operators; the GCC figures are read from the chain."""
-    live = handle
-    if live is None:
+    """The platform at a glance for operators; the GCC figures are read from the chain. Kept
+    in the process's cache while no source moved, for `SUMMARY_MAX_AGE_S` at most (read
+    every time at a given `now`)."""
+    if handle is None:
         raise ChainUnavailable()
-    now = now or utcnow()
+    if now is not None:
+        return await _summary(session, handle, treasury=treasury, now=now)
+    return await cached_read(
+        session,
+        "analytics.summary",
+        SUMMARY_SOURCES,
+        treasury,
+        lambda: _summary(session, handle, treasury=treasury, now=utcnow()),
+        max_age=SUMMARY_MAX_AGE_S,
+    )
+
+
+async def _summary(
+    session: AsyncSession, live: chain.ChainHandle, *, treasury: str, now: datetime
+) -> SummaryOut:
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     # From analytics' own hourly points (kept current every minute), not a scan of every
     # household's hours.
@@ -383,6 +417,18 @@ async def series(
 ) -> SeriesOut:
     """A metric per hour or per UTC day over [start, end), every bucket present (0 when
     nothing happened); a stock (gcc_supply) is its level at each bucket's end."""
+    return await cached_read(
+        session,
+        "analytics.series",
+        SERIES_TOPICS,
+        (metric, granularity, start, end),
+        lambda: _series(session, metric=metric, granularity=granularity, start=start, end=end),
+    )
+
+
+async def _series(
+    session: AsyncSession, *, metric: str, granularity: str, start: datetime, end: datetime
+) -> SeriesOut:
     if metric not in METRICS:
         raise ValidationFailed(
             f"unknown metric {metric!r}: one of {', '.join(METRICS)}", code="unknown_metric"

@@ -39,6 +39,7 @@ from mornet.chain import service as chain
 from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
+from mornet.changes import topics_of
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mornet.pagination import PageRequest
@@ -797,6 +798,10 @@ async def all_deposits(session: AsyncSession, page: PageRequest) -> tuple[Sequen
 
 async def alerts(session: AsyncSession, page: PageRequest) -> tuple[Sequence[BankAlert], int]:
     return await repository.alerts(session, page)
+
+
+MONEY_TOPICS = topics_of(Deposit, Withdrawal)
+"""What `money_totals` counts changes only when these move."""
 
 
 async def money_totals(session: AsyncSession) -> tuple[int, Decimal, int, Decimal]:

@@ -21,6 +21,7 @@ from mornet.chain import service as chain
 from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind
+from mornet.changes import topics_of
 from mornet.db import sessions_like, unit_of_work, utcnow
 from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.households import service as households
@@ -741,6 +742,10 @@ async def trades(
 ) -> tuple[Sequence[MarketTrade], int]:
     await tariffs.get_region(session, region)
     return await repository.trades_page(session, region, resource.value, page)
+
+
+TRADE_TOPICS = topics_of(MarketTrade)
+"""What `trade_totals` and `traded_by_hour` count changes only when these move."""
 
 
 async def trade_totals(session: AsyncSession) -> tuple[int, Decimal]:
