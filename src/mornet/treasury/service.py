@@ -24,6 +24,7 @@ from mornet.chain import service as chain
 from mornet.chain.contracts import TOKENS
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind
+from mornet.changes import cached_read, topics_of
 from mornet.crypto import WalletCipher
 from mornet.db import utcnow
 from mornet.errors import Conflict, Forbidden, MornetError, NotFound, ValidationFailed
@@ -213,16 +214,28 @@ async def safe_address(session: AsyncSession, handle: chain.ChainHandle | None) 
     return t.safe
 
 
+TREASURY_TOPICS = topics_of(Treasury)
+
+
 async def revenue_address(
     session: AsyncSession, handle: chain.ChainHandle | None, configured: str | None
 ) -> str:
     """Where settlement and the market pay the platform's revenue: the active Safe, else a
-    configured address, else the keyless fallback."""
-    if handle is not None:
-        treasury = await repository.treasury_of_chain(session, handle.chain_id)
+    configured address, else the keyless fallback. Kept in the process's cache while no
+    treasury row moves (it is read on every operators' summary and every settlement)."""
+    if handle is None:
+        return configured or FALLBACK_ADDRESS
+    chain_id = handle.chain_id
+
+    async def read() -> str:
+        treasury = await repository.treasury_of_chain(session, chain_id)
         if treasury is not None and treasury.status == TreasuryStatus.ACTIVE and treasury.safe:
             return treasury.safe
-    return configured or FALLBACK_ADDRESS
+        return configured or FALLBACK_ADDRESS
+
+    return await cached_read(
+        session, "treasury.revenue", TREASURY_TOPICS, (chain_id, configured), read
+    )
 
 
 # Creating the Safe.
