@@ -36,12 +36,19 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from mornet import bus
-from mornet.db import Base, UTCDateTime, insert_for, table_of, unit_of_work, utcnow
+from mornet.db import (
+    Base,
+    UTCDateTime,
+    insert_for,
+    set_after_commit,
+    table_of,
+    unit_of_work,
+    utcnow,
+)
 from mornet.errors import describe
 
 log = structlog.get_logger(__name__)
@@ -126,19 +133,6 @@ class EventDeadLetter(Base):
 
 # Relays running in this process, woken when a transaction that recorded an event commits.
 _wakes: set[asyncio.Event] = set()
-_RECORDED = "mornet.outbox.recorded"
-
-
-@sa_event.listens_for(Session, "after_commit")
-def _wake_relays(session: Session) -> None:
-    if session.info.pop(_RECORDED, False):
-        for wake in _wakes:
-            wake.set()
-
-
-@sa_event.listens_for(Session, "after_rollback")
-def _forget_recorded(session: Session) -> None:
-    session.info.pop(_RECORDED, None)
 
 
 async def record(session: AsyncSession, event: DomainEvent) -> uuid.UUID:
@@ -155,7 +149,8 @@ async def record(session: AsyncSession, event: DomainEvent) -> uuid.UUID:
             occurred_at=utcnow(),
         )
     )
-    session.sync_session.info[_RECORDED] = True
+    for wake in _wakes:
+        set_after_commit(session, wake)
     return event_id
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, insert, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -46,16 +46,6 @@ async def page_of_user(
         .order_by(Deposit.created_at.desc(), Deposit.id)
     )
     return await fetch_page(session, query, page)
-
-
-async def insert_deposit(session: AsyncSession, deposit: Deposit) -> None:
-    """Store a new deposit with one insert, leaving `deposit` out of the session (it is the
-    caller's answer, never changed in this transaction)."""
-    await session.execute(
-        insert(table_of(Deposit)).values(
-            {column.key: getattr(deposit, column.key) for column in Deposit.__table__.columns}
-        )
-    )
 
 
 async def set_deposit_state(session: AsyncSession, deposit: Deposit, **values: Any) -> None:

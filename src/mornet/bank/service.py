@@ -40,7 +40,7 @@ from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
 from mornet.changes import topics_of
-from mornet.db import utcnow
+from mornet.db import insert_objects, utcnow
 from mornet.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mornet.pagination import PageRequest
 from mornet.tokens import service as tokens
@@ -131,7 +131,7 @@ async def open_deposit(
         created_at=now,
         updated_at=now,
     )
-    await repository.insert_deposit(session, deposit)
+    await insert_objects(session, [deposit])
     return deposit
 
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mornet.db import insert_for, lock_rows, locked_one
@@ -94,16 +94,6 @@ async def set_remaining(session: AsyncSession, rows: Sequence[dict[str, object]]
     """Each row: the order's `id`, its `remaining`, `status` and `updated_at` (one statement)."""
     if rows:
         await session.execute(update(MarketOrder), list(rows))
-
-
-async def insert_rows(session: AsyncSession, rows: Sequence[MarketOrder | MarketTrade]) -> None:
-    """Insert new orders and trades as rows, one statement per table, the objects left
-    transient (the unit of work's bookkeeping per object cost more than the rows)."""
-    for model in (MarketOrder, MarketTrade):
-        keys = [attribute.key for attribute in model.__mapper__.column_attrs]
-        values = [{k: getattr(row, k) for k in keys} for row in rows if isinstance(row, model)]
-        if values:
-            await session.execute(insert(model), values)
 
 
 async def set_batches(session: AsyncSession, rows: Sequence[dict[str, object]]) -> None:

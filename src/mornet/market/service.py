@@ -22,7 +22,7 @@ from mornet.chain.contracts import MAX_BATCH
 from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind
 from mornet.changes import topics_of
-from mornet.db import sessions_like, unit_of_work, utcnow
+from mornet.db import insert_objects, sessions_like, unit_of_work, utcnow
 from mornet.errors import Conflict, NotFound, ValidationFailed
 from mornet.households import service as households
 from mornet.market import repository
@@ -579,7 +579,7 @@ async def _match(
         trades += made
         outcomes.append(Placed(order, made, created=True))
     # Rows first (a maker may be an order of this batch), then what changed in them.
-    await repository.insert_rows(session, [*orders, *trades])
+    await insert_objects(session, [*orders, *trades])  # orders first: trades refer to them
     await wallets.write_holds(session, holds, held)
     await repository.set_remaining(session, list(makers.values()))
     await session.flush()

@@ -223,15 +223,16 @@ async def revenue_address(
     """Where settlement and the market pay the platform's revenue: the active Safe, else a
     configured address, else the keyless fallback. Kept in the process's cache while no
     treasury row moves (it is read on every operators' summary and every settlement)."""
+    fallback = configured or FALLBACK_ADDRESS
     if handle is None:
-        return configured or FALLBACK_ADDRESS
+        return fallback
     chain_id = handle.chain_id
 
     async def read() -> str:
         treasury = await repository.treasury_of_chain(session, chain_id)
         if treasury is not None and treasury.status == TreasuryStatus.ACTIVE and treasury.safe:
             return treasury.safe
-        return configured or FALLBACK_ADDRESS
+        return fallback
 
     return await cached_read(
         session, "treasury.revenue", TREASURY_TOPICS, (chain_id, configured), read
