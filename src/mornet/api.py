@@ -127,6 +127,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
             runtime.start_market()
             runtime.start_treasury()
             runtime.start_analytics()
+            runtime.start_retention()
         if simulate:
             await runtime.create_demo_treasury()
         if runtime.telemetry is None:

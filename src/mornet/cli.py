@@ -363,9 +363,24 @@ ScratchPostgres = Annotated[
 
 @bench_app.command("ingest")
 def bench_ingest(
-    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 60,
-    households: Annotated[int, typer.Option(help="Agents publishing.")] = 200,
-    rate: Annotated[float, typer.Option(help="Messages per second offered.")] = 210,
+    duration: Annotated[float, typer.Option(help="Seconds of load per step.")] = 60,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="Readings per second offered (default 20,000; embedded 2,000)."),
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option(help="Raise the rate step by step until a step fails.")
+    ] = False,
+    steps: Annotated[
+        str | None, typer.Option(help="The sweep's rates, readings/s, comma-separated.")
+    ] = None,
+    embedded: Annotated[
+        bool,
+        typer.Option(help="What `mornet up` runs: amqtt, in-process bus, SQLite, one process."),
+    ] = False,
+    households: Annotated[
+        int | None, typer.Option(help="Agents publishing (default 200; embedded 20).")
+    ] = None,
     batch: Annotated[int, typer.Option(help="Readings per message.")] = 50,
     devices: Annotated[int, typer.Option(help="Devices per household.")] = 10,
     postgres_url: Annotated[str, typer.Option(help="Server for a scratch database.")] = (
@@ -374,20 +389,34 @@ def bench_ingest(
     amqp_url: Annotated[str, typer.Option(help="RabbitMQ.")] = "amqp://guest:guest@127.0.0.1:5672/",
     mosquitto: Annotated[str | None, typer.Option(help="The mosquitto binary.")] = None,
 ) -> None:
-    """Readings/s through Mosquitto, RabbitMQ and PostgreSQL, with loss, duplicates, latency,
-    memory, and a bare subscriber's rate on the same broker for comparison."""
-    from mornet.bench.ingest import run_ingest_benchmark
+    """Readings/s end to end with loss, duplicates, p50/p99 latency and CPU seconds per 1,000
+    readings of every process; `--sweep` reports the highest rate that holds."""
+    from mornet.bench.ingest import (
+        EMBEDDED_SWEEP_READINGS_PER_S,
+        SWEEP_READINGS_PER_S,
+        run_ingest_benchmark,
+    )
 
+    if steps:
+        try:
+            rates = [float(step) for step in steps.split(",")]
+        except ValueError:
+            raise typer.BadParameter("steps are numbers separated by commas") from None
+    elif sweep:
+        rates = list(EMBEDDED_SWEEP_READINGS_PER_S if embedded else SWEEP_READINGS_PER_S)
+    else:
+        rates = [rate or (2000.0 if embedded else 20000.0)]
     result = asyncio.run(
         run_ingest_benchmark(
             duration=duration,
-            households=households,
-            rate=rate,
+            households=households or (20 if embedded else 200),
+            readings_per_s=rates,
             batch=batch,
             devices=devices,
             postgres_url=postgres_url,
             amqp_url=amqp_url,
             mosquitto=mosquitto,
+            embedded=embedded,
         )
     )
     print(json.dumps(result))

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     """RabbitMQ for the message bus. Unset: an in-process bus."""
     readings_queue: str = "telemetry.readings.store"
     """The durable queue the readings consumers share."""
+    readings_keep_days: int = Field(default=400, ge=0)
+    """Raw readings older than this are deleted (their hourly use stays) and a reading that
+    old is refused; 0 keeps every reading forever."""
     bus_retry_attempts: int = Field(default=5, ge=1, le=100)
     """A bus batch failing this often (not an outage) is split until the failing message is
     found; that one goes to the dead letters with the reason."""

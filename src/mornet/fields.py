@@ -107,9 +107,12 @@ class DecimalText:
         }
 
 
+_ISO_DATE_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
 def _iso_text(value: object) -> object:
     # Pydantic would also take a number ("0.5") as a Unix time; the schema says date-time.
-    if isinstance(value, str) and not re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]", value):
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
         raise ValueError("an ISO 8601 date and time with its zone is expected")
     return value
 

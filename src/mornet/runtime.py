@@ -52,6 +52,7 @@ from mornet.market import runtime as market_runtime
 from mornet.outbox import DomainEvent, Relay, Subscription
 from mornet.simulation import Simulation, simulate_households
 from mornet.tariffs.events import TariffPublished
+from mornet.telemetry import service as telemetry_service
 from mornet.telemetry.events import MessageDeadLettered
 from mornet.telemetry.runtime import Telemetry, start_telemetry
 from mornet.tokens import service as tokens_service
@@ -323,6 +324,27 @@ class Runtime:
                     session, self.chain, owners=emails, threshold=threshold, actor_id=None
                 )
         return emails
+
+    def start_retention(self, *, every_seconds: float = 3600) -> None:
+        """Delete raw readings older than `readings_keep_days` now and then (their hourly
+        use stays)."""
+        if self.settings.readings_keep_days > 0:
+            self._tasks.append(
+                asyncio.create_task(self._prune_forever(every_seconds), name="retention")
+            )
+
+    async def _prune_forever(self, every_seconds: float) -> None:
+        while True:
+            try:
+                async with unit_of_work(self.sessions) as session:
+                    deleted = await telemetry_service.prune_readings(
+                        session, keep_days=self.settings.readings_keep_days
+                    )
+                if deleted:
+                    log.info("telemetry.readings_pruned", deleted=deleted)
+            except Exception:
+                log.exception("telemetry.prune_failed")
+            await asyncio.sleep(every_seconds)
 
     def start_settlement(self, *, every_seconds: float = 60) -> None:
         """Settle closed household periods every `every_seconds` (each run is idempotent)."""

@@ -34,7 +34,7 @@ class Subscriber:
         client_id: str,
         handler: MessageHandler,
         shared_group: str | None = None,
-        workers: int = 16,
+        workers: int = 64,
         queue_size: int = 1000,
         ca_file: Path | None = None,
     ) -> None:
@@ -46,6 +46,8 @@ class Subscriber:
         # Free places in the queue, taken by the network thread and given back once a message
         # is acknowledged: back-pressure without a cross-thread round trip per message.
         self._room = threading.Semaphore(queue_size)
+        self._arrivals: list[paho.MQTTMessage] = []
+        self._arrivals_lock = threading.Lock()
         self.connected = asyncio.Event()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -108,7 +110,19 @@ class Subscriber:
         while not self._room.acquire(timeout=1):
             if self._stopping:
                 return  # never acknowledged: the broker delivers it again later
-        self._loop.call_soon_threadsafe(self.queue.put_nowait, message)
+        with self._arrivals_lock:
+            self._arrivals.append(message)
+            first = len(self._arrivals) == 1
+        if first:
+            # One wake-up of the event loop per burst, not per message: a cross-thread call
+            # costs a pipe write and a loop iteration.
+            self._loop.call_soon_threadsafe(self._take_arrivals)
+
+    def _take_arrivals(self) -> None:
+        with self._arrivals_lock:
+            arrived, self._arrivals = self._arrivals, []
+        for message in arrived:
+            self.queue.put_nowait(message)
 
     async def _work(self) -> None:
         while True:

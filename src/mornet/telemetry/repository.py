@@ -8,10 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ARRAY, Row, String, Uuid, bindparam, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.db import insert_for, utcnow
+from mornet.db import insert_for, scaled_units, table_of, unnest_insert, utcnow
 from mornet.resources import Resource
 from mornet.telemetry.models import (
     METER,
@@ -22,21 +22,105 @@ from mornet.telemetry.models import (
     Reading,
 )
 
+READING_COLUMNS = (
+    "household_id",
+    "device_id",
+    "seq",
+    "agent_id",
+    "resource",
+    "ts",
+    "counter",
+    "power_w",
+    "voltage_v",
+    "current_a",
+    "received_at",
+)
+"""The order of a reading row's values in `insert_new_readings` (every row of one call
+shares its `received_at`)."""
+_SCALES = {"counter": 6, "power_w": 3, "voltage_v": 3, "current_a": 4}
+"""The `ScaledDecimal` columns of readings: their places (the models' own)."""
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _arrays(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], scales: dict[str, int]
+) -> dict[str, list[Any]]:
+    """Rows turned into one list per column, scaled decimals as their stored integers."""
+    arrays: dict[str, list[Any]] = {}
+    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
+        scale = scales.get(name)
+        arrays[name] = list(values) if scale is None else [scaled_units(v, scale) for v in values]
+    return arrays
+
+
+def _dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows as an executemany's parameters (SQLite)."""
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
 
 async def insert_new_readings(
-    session: AsyncSession, rows: list[dict[str, Any]]
+    session: AsyncSession, rows: Sequence[Sequence[Any]]
 ) -> set[tuple[uuid.UUID, str, int]]:
-    """Insert what is not stored yet; returns the (household, device, seq) that were new.
-    One statement for any number of rows (executemany, compiled once)."""
+    """Insert what is not stored yet (rows of `READING_COLUMNS` values); returns the
+    (household, device, seq) that were new. One statement for any number of rows."""
     if not rows:
         return set()
-    statement = (
-        insert_for(session, Reading)
-        .on_conflict_do_nothing(index_elements=["household_id", "device_id", "seq"])
-        .returning(Reading.household_id, Reading.device_id, Reading.seq)
-    )
-    result = await session.execute(statement, rows)
+    if _is_postgresql(session):
+        statement = unnest_insert(
+            Reading,
+            READING_COLUMNS[:-1],
+            "ON CONFLICT (household_id, device_id, seq) DO NOTHING "
+            "RETURNING household_id, device_id, seq",
+            constants=("received_at",),
+        )
+        # Every row of one store shares its arrival time: bound once.
+        arrays = _arrays(READING_COLUMNS[:-1], [row[:-1] for row in rows], _SCALES)
+        result = await session.execute(statement, {**arrays, "received_at": rows[0][-1]})
+    else:
+        insert = (
+            insert_for(session, Reading)
+            .on_conflict_do_nothing(index_elements=["household_id", "device_id", "seq"])
+            .returning(
+                *(table_of(Reading).c[name] for name in ("household_id", "device_id", "seq"))
+            )
+        )
+        result = await session.execute(insert, _dicts(READING_COLUMNS, rows))
     return {(h, d, s) for h, d, s in result.all()}
+
+
+async def households_with_readings(session: AsyncSession) -> list[uuid.UUID]:
+    table = table_of(DeviceCursor)
+    return list((await session.scalars(select(table.c.household_id).distinct())).all())
+
+
+async def delete_readings_before(
+    session: AsyncSession, household_id: uuid.UUID, horizon: datetime
+) -> int:
+    """Delete a household's readings from before `horizon`, except each device's last one
+    before it (found through the primary key: the device's next reading is also old)."""
+    readings = table_of(Reading)
+    later = readings.alias("later")
+    has_older_successor = (
+        select(later.c.seq)
+        .where(
+            later.c.household_id == readings.c.household_id,
+            later.c.device_id == readings.c.device_id,
+            later.c.seq > readings.c.seq,
+            later.c.ts < horizon,
+        )
+        .exists()
+    )
+    result = await session.execute(
+        delete(readings).where(
+            readings.c.household_id == household_id,
+            readings.c.ts < horizon,
+            has_older_successor,
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def device_readings_around(
@@ -72,13 +156,33 @@ async def device_readings_around(
 
 async def cursors(
     session: AsyncSession, keys: list[tuple[uuid.UUID, str]]
-) -> dict[tuple[uuid.UUID, str], DeviceCursor]:
+) -> dict[tuple[uuid.UUID, str], Row[Any]]:
+    """The devices' cursors (rows with the cursor's columns as attributes)."""
     if not keys:
         return {}
-    query = select(DeviceCursor).where(
-        tuple_(DeviceCursor.household_id, DeviceCursor.device_id).in_(keys)
-    )
-    return {(c.household_id, c.device_id): c for c in (await session.scalars(query)).all()}
+    table = table_of(DeviceCursor)
+    if _is_postgresql(session):
+        # The keys as two arrays: one prepared statement whatever their number (an IN list of
+        # a thousand pairs is rendered and planned anew each time).
+        wanted = (
+            func.unnest(
+                bindparam("households", [h for h, _ in keys], type_=ARRAY(Uuid)),
+                bindparam("devices", [d for _, d in keys], type_=ARRAY(String)),
+            )
+            .table_valued("household_id", "device_id")
+            .render_derived()
+        )
+        query = select(table).join(
+            wanted,
+            (table.c.household_id == wanted.c.household_id)
+            & (table.c.device_id == wanted.c.device_id),
+        )
+    else:
+        query = select(table).where(tuple_(table.c.household_id, table.c.device_id).in_(keys))
+    return {(c.household_id, c.device_id): c for c in (await session.execute(query)).all()}
+
+
+_CURSOR_COLUMNS = ("household_id", "device_id", "seq", "counter", "ts", "resource")
 
 
 async def save_cursors(
@@ -88,21 +192,24 @@ async def save_cursors(
     if not moves:
         return
     rows = [
-        {
-            "household_id": h,
-            "device_id": d,
-            "seq": seq,
-            "counter": counter,
-            "ts": ts,
-            "resource": resource,
-        }
+        (h, d, seq, counter, ts, resource)
         for (h, d), (seq, counter, ts, resource) in sorted(
             moves.items(), key=lambda m: (str(m[0][0]), m[0][1])
         )
     ]
-    statement = insert_for(session, DeviceCursor)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
+    if _is_postgresql(session):
+        statement = unnest_insert(
+            DeviceCursor,
+            _CURSOR_COLUMNS,
+            "ON CONFLICT (household_id, device_id) DO UPDATE SET seq = excluded.seq, "
+            "counter = excluded.counter, ts = excluded.ts, resource = excluded.resource "
+            "WHERE telemetry_device_cursors.seq < excluded.seq",
+        )
+        await session.execute(statement, _arrays(_CURSOR_COLUMNS, rows, {"counter": 6}))
+        return
+    upsert = insert_for(session, DeviceCursor)
+    excluded = upsert.excluded
+    upsert = upsert.on_conflict_do_update(
         index_elements=["household_id", "device_id"],
         set_={
             "seq": excluded.seq,
@@ -110,40 +217,47 @@ async def save_cursors(
             "ts": excluded.ts,
             "resource": excluded.resource,
         },
-        where=DeviceCursor.seq < excluded.seq,
+        where=table_of(DeviceCursor).c.seq < excluded.seq,
     )
-    await session.execute(statement, rows)
+    await session.execute(upsert, _dicts(_CURSOR_COLUMNS, rows))
+
+
+_HOURLY_COLUMNS = ("household_id", "resource", "source", "hour_start", "quantity", "updated_at")
 
 
 async def add_consumption(
-    session: AsyncSession, deltas: dict[tuple[uuid.UUID, Resource, str, datetime], Decimal]
+    session: AsyncSession, deltas: dict[tuple[uuid.UUID, str, str, datetime], Decimal]
 ) -> None:
-    """Add each delta to its hour atomically (no read-modify-write)."""
+    """Add each delta (by household, resource, source and hour) to its hour atomically (no
+    read-modify-write)."""
     if not deltas:
         return
     now = utcnow()
     rows = [
-        {
-            "household_id": h,
-            "resource": r,
-            "source": source,
-            "hour_start": hour,
-            "quantity": q,
-            "updated_at": now,
-        }
+        (h, str(r), source, hour, q, now)
         for (h, r, source, hour), q in sorted(
             deltas.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
         )
     ]
-    statement = insert_for(session, HourlyConsumption)
-    statement = statement.on_conflict_do_update(
+    if _is_postgresql(session):
+        statement = unnest_insert(
+            HourlyConsumption,
+            _HOURLY_COLUMNS,
+            "ON CONFLICT (household_id, resource, source, hour_start) DO UPDATE SET "
+            "quantity = telemetry_consumption_hourly.quantity + excluded.quantity, "
+            "updated_at = excluded.updated_at",
+        )
+        await session.execute(statement, _arrays(_HOURLY_COLUMNS, rows, {"quantity": 6}))
+        return
+    upsert = insert_for(session, HourlyConsumption)
+    upsert = upsert.on_conflict_do_update(
         index_elements=["household_id", "resource", "source", "hour_start"],
         set_={
-            "quantity": HourlyConsumption.quantity + statement.excluded.quantity,
-            "updated_at": statement.excluded.updated_at,
+            "quantity": table_of(HourlyConsumption).c.quantity + upsert.excluded.quantity,
+            "updated_at": upsert.excluded.updated_at,
         },
     )
-    await session.execute(statement, rows)
+    await session.execute(upsert, _dicts(_HOURLY_COLUMNS, rows))
 
 
 async def readings(

@@ -50,7 +50,7 @@ async def start_telemetry(
     telemetry = Telemetry(
         bus=bus,
         gateway=Gateway(sessions, bus, agent_cache_seconds=AGENT_CACHE_SECONDS),
-        consumer=ReadingsConsumer(sessions),
+        consumer=ReadingsConsumer(sessions, keep_days=settings.readings_keep_days),
     )
     if consumer:
         await bus.consume(

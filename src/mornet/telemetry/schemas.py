@@ -49,6 +49,9 @@ VENDOR_UNITS: dict[str, tuple[str, Decimal]] = {
 }
 
 
+_VENDOR_KEYS = frozenset(VENDOR_UNITS)
+
+
 def _q(value: Decimal | None, places: Decimal) -> Decimal | None:
     return None if value is None else value.quantize(places, rounding=ROUND_HALF_EVEN)
 
@@ -71,7 +74,7 @@ class WireReading(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _vendor_units(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or _VENDOR_KEYS.isdisjoint(data):
             return data
         data = dict(data)
         for vendor, (field, factor) in VENDOR_UNITS.items():
@@ -160,6 +163,13 @@ class NormalisedBatch(BaseModel):
     household_id: uuid.UUID
     agent_id: uuid.UUID | None
     readings: list[NormalisedReading]
+
+
+class NormalisedBundle(BaseModel):
+    """One bus message carrying the batches of several MQTT messages: the bus and the store
+    pay per message, so the gateway sends what it accepted together."""
+
+    batches: list[NormalisedBatch] = Field(min_length=1)
 
 
 class ReadingOut(BaseModel):

@@ -78,16 +78,11 @@ class Rejected(Exception):
         self.agent_id = agent_id
 
 
-AgentLookup = Callable[[AsyncSession, uuid.UUID], Awaitable[households.GatewayAgent | None]]
+AgentLookup = Callable[[uuid.UUID], Awaitable[households.GatewayAgent | None]]
+"""An agent's credentials by its id (the gateway's keeps them for a few seconds)."""
 
 
-async def accept_message(
-    session: AsyncSession,
-    topic: str,
-    payload: bytes,
-    *,
-    lookup: AgentLookup = households.agent_for_gateway,
-) -> NormalisedBatch:
+async def accept_message(topic: str, payload: bytes, *, lookup: AgentLookup) -> NormalisedBatch:
     """Authenticate, validate and normalise one MQTT message, or raise `Rejected`."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
@@ -104,7 +99,7 @@ async def accept_message(
         agent_id = uuid.UUID(str(message.get("agent_id")))
     except ValueError:
         raise Rejected("agent_id is missing or not a UUID") from None
-    agent = await lookup(session, agent_id)
+    agent = await lookup(agent_id)
     if agent is None:
         raise Rejected(
             f"agent {agent_id} is unknown, revoked, or its owner is blocked",
@@ -212,7 +207,9 @@ def _use_between(earlier: CounterSample, later: CounterSample) -> Decimal:
     household can use in the time between is refused."""
     delta = later.counter - earlier.counter
     use = later.counter if delta < 0 else delta
-    check_step(Resource(later.resource), use, earlier.ts, later.ts, device=later)
+    if use > STEP_FLOOR[later.resource]:  # type: ignore[index]  # a Resource's value
+        # Below the floor no time between can make a step implausible.
+        check_step(Resource(later.resource), use, earlier.ts, later.ts, device=later)
     return use
 
 
@@ -234,11 +231,23 @@ def check_step(
         )
 
 
+class BeyondKeptHistory(Unprocessable):
+    """A reading older than the readings kept: its neighbours may be gone, so its use could
+    not be split exactly. The batch goes to the dead letters."""
+
+
+def history_horizon(keep_days: int, now: datetime | None = None) -> datetime | None:
+    """The oldest time a reading is kept from (None: every reading is kept)."""
+    return (now or utcnow()) - timedelta(days=keep_days) if keep_days > 0 else None
+
+
 async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
     return await store_batches(session, [batch])
 
 
-async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch]) -> Stored:
+async def store_batches(
+    session: AsyncSession, batches: Sequence[NormalisedBatch], *, keep_days: int = 0
+) -> Stored:
     """Store the readings not stored yet and fold their counter deltas into hourly use,
     whatever order they arrive in. Idempotent on (household, device, seq). A fixed number
     of statements for any number of batches and households.
@@ -258,6 +267,15 @@ async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch
             {"keys": household_keys},
         )
     received = utcnow()
+    horizon = history_horizon(keep_days, received)
+    if horizon is not None:
+        for batch in batches:
+            oldest = min(r.ts for r in batch.readings)
+            if oldest < horizon:
+                raise BeyondKeptHistory(
+                    f"a reading of {oldest.isoformat()} is older than the {keep_days} days of "
+                    "readings kept"
+                )
     unique: dict[tuple[uuid.UUID, str, int], tuple[NormalisedBatch, NormalisedReading]] = {}
     offered = 0
     for batch in batches:
@@ -265,19 +283,19 @@ async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch
         for r in batch.readings:
             unique[(batch.household_id, r.device_id, r.seq)] = (batch, r)
     rows = [
-        {
-            "household_id": batch.household_id,
-            "device_id": r.device_id,
-            "seq": r.seq,
-            "agent_id": batch.agent_id,
-            "resource": r.resource,
-            "ts": r.ts,
-            "counter": r.counter,
-            "power_w": r.power_w,
-            "voltage_v": r.voltage_v,
-            "current_a": r.current_a,
-            "received_at": received,
-        }
+        (
+            batch.household_id,
+            r.device_id,
+            r.seq,
+            batch.agent_id,
+            r.resource,
+            r.ts,
+            r.counter,
+            r.power_w,
+            r.voltage_v,
+            r.current_a,
+            received,
+        )
         for batch, r in unique.values()
     ]
     new = await repository.insert_new_readings(session, rows)
@@ -286,13 +304,13 @@ async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch
         _, r = unique[(household_id, device_id, seq)]
         by_device[(household_id, device_id)].append(_Sample(seq, r.counter, r.ts, str(r.resource)))
     cursors = await repository.cursors(session, list(by_device))
-    deltas: dict[tuple[uuid.UUID, Resource, str, datetime], Decimal] = defaultdict(Decimal)
+    deltas: dict[tuple[uuid.UUID, str, str, datetime], Decimal] = defaultdict(Decimal)
     advanced: dict[tuple[uuid.UUID, str], _Sample] = {}
     for (household_id, device_id), fresh in by_device.items():
         source = source_of(device_id)
 
         def add(earlier: CounterSample, later: CounterSample, sign: int = 1) -> None:
-            key = (household_id, Resource(later.resource), source, _hour(later.ts))  # noqa: B023
+            key = (household_id, later.resource, source, _hour(later.ts))  # noqa: B023
             deltas[key] += sign * _use_between(earlier, later)
 
         fresh.sort(key=lambda sample: sample.seq)
@@ -324,6 +342,20 @@ async def store_batches(session: AsyncSession, batches: Sequence[NormalisedBatch
     )
     await repository.add_consumption(session, {k: v for k, v in deltas.items() if v != 0})
     return Stored(new=len(new), duplicate=offered - len(new))
+
+
+async def prune_readings(session: AsyncSession, *, keep_days: int) -> int:
+    """Delete the raw readings older than `keep_days` (their use stays in the hourly table,
+    written in the same transaction as each reading). Each device keeps its last reading
+    before the horizon: a late reading after it then still finds its neighbour and splits
+    the use exactly. Returns how many were deleted."""
+    horizon = history_horizon(keep_days)
+    if horizon is None:
+        return 0
+    deleted = 0
+    for household_id in await repository.households_with_readings(session):
+        deleted += await repository.delete_readings_before(session, household_id, horizon)
+    return deleted
 
 
 async def _household_zone(session: AsyncSession, actor: Actor, household_id: uuid.UUID) -> ZoneInfo:
