@@ -381,6 +381,9 @@ def bench_ingest(
     households: Annotated[
         int | None, typer.Option(help="Agents publishing (default 200; embedded 20).")
     ] = None,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Gateway processes and consumer processes (each).")
+    ] = 1,
     batch: Annotated[int, typer.Option(help="Readings per message.")] = 50,
     devices: Annotated[int, typer.Option(help="Devices per household.")] = 10,
     postgres_url: Annotated[str, typer.Option(help="Server for a scratch database.")] = (
@@ -417,6 +420,7 @@ def bench_ingest(
             amqp_url=amqp_url,
             mosquitto=mosquitto,
             embedded=embedded,
+            processes=processes,
         )
     )
     print(json.dumps(result))

@@ -10,7 +10,7 @@ from tests.brokers import AMQP_URL
 from tests.conftest import POSTGRES_URL
 
 
-async def _run(*, embedded: bool) -> dict[str, object]:
+async def _run(*, embedded: bool, processes: int = 1) -> dict[str, object]:
     server = make_url(POSTGRES_URL).set(database="postgres").render_as_string(hide_password=False)
     return await run_ingest_benchmark(
         duration=3,
@@ -22,6 +22,7 @@ async def _run(*, embedded: bool) -> dict[str, object]:
         amqp_url=AMQP_URL,
         mosquitto=None,
         embedded=embedded,
+        processes=processes,
         baseline=False,
     )
 
@@ -51,3 +52,14 @@ async def test_the_ingest_benchmark_on_the_embedded_default() -> None:
     result = await _run(embedded=True)
     assert result["engines"] == "embedded"
     _check(result, {"embedded", "load"})
+
+
+async def test_two_gateways_and_two_consumers_store_every_reading_once() -> None:
+    # The gateways split the stream through the shared subscription, the consumers the
+    # queue; the household locks keep the use arithmetic exact between them.
+    result = await _run(embedded=False, processes=2)
+    _check(
+        result,
+        {"consumer1", "consumer2", "gateway1", "gateway2", "broker", "rabbitmq", "postgresql"}
+        | {"load"},
+    )

@@ -267,22 +267,13 @@ async def _delete_queue(amqp_url: str, queue: str) -> None:
 
 async def _stored_of_step(database_url: str, prefix: str) -> tuple[int, list[float], float]:
     """(readings stored, their latencies in seconds, when the last one was stored) of a step."""
-    from sqlalchemy import select
+    from mornet.db import create_engine, create_sessionmaker
+    from mornet.telemetry import service as telemetry
 
-    from mornet.db import create_engine, table_of
-    from mornet.telemetry.models import Reading
-
-    readings = table_of(Reading)
     engine = create_engine(database_url)
     try:
-        async with engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(readings.c.ts, readings.c.received_at).where(
-                        readings.c.device_id.startswith(f"{prefix}-")
-                    )
-                )
-            ).all()
+        async with create_sessionmaker(engine)() as session:
+            rows = await telemetry.arrivals_of_devices(session, f"{prefix}-")
     finally:
         await engine.dispose()
     latencies = [(received - ts).total_seconds() for ts, received in rows]

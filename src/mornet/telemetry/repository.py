@@ -91,6 +91,16 @@ async def insert_new_readings(
     return {(h, d, s) for h, d, s in result.all()}
 
 
+async def arrivals_of_devices(
+    session: AsyncSession, device_prefix: str
+) -> list[tuple[datetime, datetime]]:
+    readings = table_of(Reading)
+    query = select(readings.c.ts, readings.c.received_at).where(
+        readings.c.device_id.startswith(device_prefix, autoescape=True)
+    )
+    return [(ts, received) for ts, received in (await session.execute(query)).all()]
+
+
 async def households_with_readings(session: AsyncSession) -> list[uuid.UUID]:
     table = table_of(DeviceCursor)
     return list((await session.scalars(select(table.c.household_id).distinct())).all())

@@ -344,6 +344,14 @@ async def store_batches(
     return Stored(new=len(new), duplicate=offered - len(new))
 
 
+async def arrivals_of_devices(
+    session: AsyncSession, device_prefix: str
+) -> list[tuple[datetime, datetime]]:
+    """(reading time, stored time) of every reading of the devices whose id starts with
+    `device_prefix`: how long they took to arrive (benchmarks, diagnostics)."""
+    return await repository.arrivals_of_devices(session, device_prefix)
+
+
 async def prune_readings(session: AsyncSession, *, keep_days: int) -> int:
     """Delete the raw readings older than `keep_days` (their use stays in the hourly table,
     written in the same transaction as each reading). Each device keeps its last reading
