@@ -30,16 +30,20 @@ async def _run(*, embedded: bool, processes: int = 1) -> dict[str, object]:
 def _check(result: dict[str, object], processes: set[str]) -> None:
     steps = result["steps"]
     assert isinstance(steps, list)
-    assert [s["offered_readings_per_s"] for s in steps] == [400.0, 800.0]
+    # The sweep goes on after a passing step and stops after a failing one.
+    rates = [s["offered_readings_per_s"] for s in steps]
+    assert rates == ([400.0, 800.0] if steps[0]["passed"] else [400.0])
     for step in steps:
-        # Every reading sent was stored once, and the step says so.
+        # Every reading sent was stored once, and the step says so; whether it passed
+        # follows from its own latency (a timing this test does not hold the machine to).
         assert step["sent_readings"] > 0
         assert step["stored_readings"] == step["sent_readings"]
         assert step["lost"] == step["duplicated"] == 0
-        assert step["passed"] is True
+        assert step["passed"] is (step["p99_latency_s"] <= 2.0)
         assert set(step["cpu_s_per_1000_readings"]) == processes
         assert step["cpu_s_per_1000_readings"]["load"] > 0
-    assert result["highest_passing_readings_per_s"] == 800.0
+    passing = [s["offered_readings_per_s"] for s in steps if s["passed"]]
+    assert result["highest_passing_readings_per_s"] == max(passing, default=0)
 
 
 async def test_the_ingest_benchmark_on_the_production_engines() -> None:

@@ -180,7 +180,7 @@ def _bare_subscriber(port: int, duration: float, result: Any) -> None:
 # --- the pipeline roles, each in its own process -----------------------------------------
 
 
-def _role(role: str, env: dict[str, str], stored: Any) -> None:
+def _role(role: str, env: dict[str, str], stored: Any, ready: Any) -> None:
     """`gateway`, `consumer`, or `embedded` (both, with the embedded broker and bus). Keeps
     `stored` at the number of readings the consumer committed, so the benchmark can wait for
     them without querying the table it measures."""
@@ -203,6 +203,11 @@ def _role(role: str, env: dict[str, str], stored: Any) -> None:
             gateway=role.startswith(("gateway", "embedded")),
             consumer=role.startswith(("consumer", "embedded")),
         )
+        if telemetry.subscriber is not None:
+            # A broker drops what is published before any gateway subscribed.
+            await telemetry.subscriber.connected.wait()
+        with ready.get_lock():
+            ready.value += 1
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         counted = 0
@@ -450,16 +455,21 @@ async def run_ingest_benchmark(
                             port, agents, readings_per_s[-1] / batch, setup
                         )
                 stored = context.Value("q", 0)
+                ready = context.Value("q", 0)
                 for role in roles:
                     own = {"MORNET_MQTT_CLIENT_ID": f"bench-{role}-{os.getpid()}"}
                     process = context.Process(
                         target=_role,
-                        args=(role, {**env, **own, "MORNET_LOG_JSON": "1"}, stored),
+                        args=(role, {**env, **own, "MORNET_LOG_JSON": "1"}, stored, ready),
                         name=role,
                     )
                     process.start()
                     children.append(process)
-                await asyncio.sleep(6 if embedded else 4)
+                deadline = time.monotonic() + 120
+                while ready.value < len(roles):
+                    if time.monotonic() > deadline or not all(p.is_alive() for p in children):
+                        raise RuntimeError("the pipeline's processes did not start")
+                    await asyncio.sleep(0.2)
                 engines = _Engines(
                     {p.name: p.pid for p in children},
                     _pids_of_broker(port) if not embedded else None,
