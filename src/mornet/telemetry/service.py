@@ -50,12 +50,12 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 # counter above `floor + rate * hours between them` is a faulty device or a forgery, never
 # use. 100 kW of electricity or heat is several times any household connection; 10 m³/h of
 # water is a fire hose.
-STEP_RATE_PER_HOUR: dict[Resource, Decimal] = {
+STEP_RATE_PER_HOUR: dict[str, Decimal] = {
     Resource.ELECTRICITY: Decimal(100),
     Resource.HEAT: Decimal(100),
     Resource.WATER: Decimal(10),
 }
-STEP_FLOOR: dict[Resource, Decimal] = {
+STEP_FLOOR: dict[str, Decimal] = {
     Resource.ELECTRICITY: Decimal(10),
     Resource.HEAT: Decimal(10),
     Resource.WATER: Decimal(1),
@@ -207,7 +207,7 @@ def _use_between(earlier: CounterSample, later: CounterSample) -> Decimal:
     household can use in the time between is refused."""
     delta = later.counter - earlier.counter
     use = later.counter if delta < 0 else delta
-    if use > STEP_FLOOR[later.resource]:  # type: ignore[index]  # a Resource's value
+    if use > STEP_FLOOR[later.resource]:
         # Below the floor no time between can make a step implausible.
         check_step(Resource(later.resource), use, earlier.ts, later.ts, device=later)
     return use
