@@ -23,7 +23,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     MetaData,
-    TextClause,
+    Select,
     event,
     insert,
     inspect,
@@ -298,15 +298,13 @@ def table_of(model: Any) -> Any:
 
 
 @functools.cache
-def unnest_insert(
-    model: Any, columns: tuple[str, ...], tail: str = "", constants: tuple[str, ...] = ()
-) -> TextClause:
-    """PostgreSQL: `INSERT INTO <table> (columns, constants) SELECT unnest(:column::type[],
-    …), :constant::type, …` then `tail` (ON CONFLICT…, RETURNING…). Rows go as one array per
-    column, and a value every row shares once: no per-value conversion in Python (a
-    `ScaledDecimal` column takes `scaled_units`, a `UTCDateTime` an aware datetime) and one
-    prepared statement for any number of rows — many times cheaper than an executemany of
-    the same rows."""
+def unnest_rows(model: Any, columns: tuple[str, ...], shared: tuple[str, ...] = ()) -> Select[Any]:
+    """PostgreSQL: `SELECT * , :shared::type… FROM unnest(:column::type[], …)` over columns
+    of `model`'s table, for `insert(…).from_select(columns + shared, …)`. Rows go as one
+    array per column, and a value every row shares once: no per-value conversion in Python
+    (a `ScaledDecimal` column takes `scaled_units`, a `UTCDateTime` an aware datetime) and
+    one prepared statement for any number of rows — many times cheaper than an executemany
+    of the same rows."""
     from sqlalchemy.dialects import postgresql
 
     table = table_of(model)
@@ -315,12 +313,10 @@ def unnest_insert(
     def cast(name: str, suffix: str) -> str:
         return f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}{suffix})"
 
-    arrays = ", ".join(cast(name, "[]") for name in columns)
-    shared = "".join(f", {cast(name, '')}" for name in constants)
-    names = ", ".join(columns + constants)
     # Names and types come from the table's metadata, never from input.
-    sql = f"INSERT INTO {table.name} ({names}) SELECT *{shared} FROM unnest({arrays}) {tail}"  # noqa: S608
-    return text(sql)
+    arrays = ", ".join(cast(name, "[]") for name in columns)
+    values = ", ".join(["*", *(cast(name, "") for name in shared)])
+    return select(text(values)).select_from(text(f"unnest({arrays})"))
 
 
 async def insert_objects(session: AsyncSession, objects: Sequence[Base]) -> None:

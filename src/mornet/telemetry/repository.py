@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ARRAY, Row, String, Uuid, bindparam, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.db import insert_for, scaled_units, table_of, unnest_insert, utcnow
+from mornet.db import insert_for, scaled_units, table_of, unnest_rows, utcnow
 from mornet.resources import Resource
 from mornet.telemetry.models import (
     METER,
@@ -41,10 +41,6 @@ _SCALES = {"counter": 6, "power_w": 3, "voltage_v": 3, "current_a": 4}
 """The `ScaledDecimal` columns of readings: their places (the models' own)."""
 
 
-def _is_postgresql(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def _arrays(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], scales: dict[str, int]
 ) -> dict[str, list[Any]]:
@@ -56,9 +52,30 @@ def _arrays(
     return arrays
 
 
-def _dicts(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Rows as an executemany's parameters (SQLite)."""
-    return [dict(zip(columns, row, strict=True)) for row in rows]
+async def _write(
+    session: AsyncSession,
+    statement: Any,
+    model: Any,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    *,
+    scales: dict[str, int],
+    shared: tuple[str, ...] = (),
+) -> Any:
+    """Run `statement` (an insert into `model`'s table with its ON CONFLICT, RETURNING…) for
+    `rows` of `columns + shared` values; the `shared` columns hold the same value in every
+    row. PostgreSQL takes the rows as arrays through `unnest` (one prepared statement, the
+    shared values bound once); SQLite as an executemany."""
+    if session.get_bind().dialect.name != "postgresql":
+        names = columns + shared
+        return await session.execute(
+            statement, [dict(zip(names, row, strict=True)) for row in rows]
+        )
+    width = len(columns)
+    parameters = _arrays(columns, [row[:width] for row in rows], scales)
+    parameters.update(zip(shared, rows[0][width:], strict=True))
+    from_arrays = statement.from_select(columns + shared, unnest_rows(model, columns, shared))
+    return await session.execute(from_arrays, parameters)
 
 
 async def insert_new_readings(
@@ -68,26 +85,22 @@ async def insert_new_readings(
     (household, device, seq) that were new. One statement for any number of rows."""
     if not rows:
         return set()
-    if _is_postgresql(session):
-        statement = unnest_insert(
-            Reading,
-            READING_COLUMNS[:-1],
-            "ON CONFLICT (household_id, device_id, seq) DO NOTHING "
-            "RETURNING household_id, device_id, seq",
-            constants=("received_at",),
-        )
-        # Every row of one store shares its arrival time: bound once.
-        arrays = _arrays(READING_COLUMNS[:-1], [row[:-1] for row in rows], _SCALES)
-        result = await session.execute(statement, {**arrays, "received_at": rows[0][-1]})
-    else:
-        insert = (
-            insert_for(session, Reading)
-            .on_conflict_do_nothing(index_elements=["household_id", "device_id", "seq"])
-            .returning(
-                *(table_of(Reading).c[name] for name in ("household_id", "device_id", "seq"))
-            )
-        )
-        result = await session.execute(insert, _dicts(READING_COLUMNS, rows))
+    key = ("household_id", "device_id", "seq")
+    statement = (
+        insert_for(session, Reading)
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(*(table_of(Reading).c[name] for name in key))
+    )
+    # Every row of one store shares its arrival time.
+    result = await _write(
+        session,
+        statement,
+        Reading,
+        READING_COLUMNS[:-1],
+        rows,
+        scales=_SCALES,
+        shared=READING_COLUMNS[-1:],
+    )
     return {(h, d, s) for h, d, s in result.all()}
 
 
@@ -171,7 +184,7 @@ async def cursors(
     if not keys:
         return {}
     table = table_of(DeviceCursor)
-    if _is_postgresql(session):
+    if session.get_bind().dialect.name == "postgresql":
         # The keys as two arrays: one prepared statement whatever their number (an IN list of
         # a thousand pairs is rendered and planned anew each time).
         wanted = (
@@ -207,16 +220,6 @@ async def save_cursors(
             moves.items(), key=lambda m: (str(m[0][0]), m[0][1])
         )
     ]
-    if _is_postgresql(session):
-        statement = unnest_insert(
-            DeviceCursor,
-            _CURSOR_COLUMNS,
-            "ON CONFLICT (household_id, device_id) DO UPDATE SET seq = excluded.seq, "
-            "counter = excluded.counter, ts = excluded.ts, resource = excluded.resource "
-            "WHERE telemetry_device_cursors.seq < excluded.seq",
-        )
-        await session.execute(statement, _arrays(_CURSOR_COLUMNS, rows, {"counter": 6}))
-        return
     upsert = insert_for(session, DeviceCursor)
     excluded = upsert.excluded
     upsert = upsert.on_conflict_do_update(
@@ -229,7 +232,7 @@ async def save_cursors(
         },
         where=table_of(DeviceCursor).c.seq < excluded.seq,
     )
-    await session.execute(upsert, _dicts(_CURSOR_COLUMNS, rows))
+    await _write(session, upsert, DeviceCursor, _CURSOR_COLUMNS, rows, scales={"counter": 6})
 
 
 _HOURLY_COLUMNS = ("household_id", "resource", "source", "hour_start", "quantity", "updated_at")
@@ -249,16 +252,6 @@ async def add_consumption(
             deltas.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
         )
     ]
-    if _is_postgresql(session):
-        statement = unnest_insert(
-            HourlyConsumption,
-            _HOURLY_COLUMNS,
-            "ON CONFLICT (household_id, resource, source, hour_start) DO UPDATE SET "
-            "quantity = telemetry_consumption_hourly.quantity + excluded.quantity, "
-            "updated_at = excluded.updated_at",
-        )
-        await session.execute(statement, _arrays(_HOURLY_COLUMNS, rows, {"quantity": 6}))
-        return
     upsert = insert_for(session, HourlyConsumption)
     upsert = upsert.on_conflict_do_update(
         index_elements=["household_id", "resource", "source", "hour_start"],
@@ -267,7 +260,15 @@ async def add_consumption(
             "updated_at": upsert.excluded.updated_at,
         },
     )
-    await session.execute(upsert, _dicts(_HOURLY_COLUMNS, rows))
+    await _write(
+        session,
+        upsert,
+        HourlyConsumption,
+        _HOURLY_COLUMNS[:-1],
+        rows,
+        scales={"quantity": 6},
+        shared=_HOURLY_COLUMNS[-1:],
+    )
 
 
 async def readings(
