@@ -108,3 +108,54 @@ async def test_sqlite_reads_run_in_place_but_a_write_waiting_on_a_lock_never_blo
             assert (await connection.scalar(text("SELECT count(*) FROM scratch"))) == 3
     finally:
         await engine.dispose()
+
+
+async def test_array_text_reads_back_every_value_on_postgresql() -> None:
+    """`array_text` is what `unnest_rows` sends: PostgreSQL must read every value back as it
+    was, whatever characters a text holds."""
+    import uuid
+    from datetime import UTC, timedelta, timezone
+
+    import asyncpg
+
+    from mornet.db import array_text
+    from tests.conftest import POSTGRES_URL, _pg_dsn
+
+    texts = [
+        "plain",
+        'with "quotes"',
+        "back\\slash",
+        "a,b",
+        "{braces}",
+        " spaced ",
+        "NULL",
+        "",
+        "ünï",
+    ]
+    ids = [uuid.uuid4(), None, uuid.uuid4()]
+    moments = [
+        datetime(2026, 11, 1, 10, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 11, 1, 13, 0, tzinfo=timezone(timedelta(hours=3))),
+        None,
+    ]
+    counts = [0, -5, 2**63 - 1, None, 42]
+    connection = await asyncpg.connect(_pg_dsn(POSTGRES_URL))
+    try:
+        for values, sql_type in (
+            ([*texts, "ünï", None], "VARCHAR(100)"),
+            (ids, "UUID"),
+            (moments, "TIMESTAMP WITH TIME ZONE"),
+            (counts, "BIGINT"),
+        ):
+            rows = await connection.fetch(
+                f"SELECT unnest(CAST(CAST($1 AS TEXT) AS {sql_type}[]))", array_text(values)
+            )
+            assert [row[0] for row in rows] == values
+    finally:
+        await connection.close()
+    with pytest.raises(ValueError, match="naive"):
+        array_text([datetime(2026, 1, 1)])  # noqa: DTZ001
+    # A text is always quoted: it never adds elements to an array of another type.
+    assert array_text([1, "1,2"]) == '{1,"1,2"}'
+    with pytest.raises(TypeError):
+        array_text([1.5])

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Dialect,
     MetaData,
     Select,
+    TextClause,
     event,
     insert,
     inspect,
@@ -301,22 +302,64 @@ def table_of(model: Any) -> Any:
 def unnest_rows(model: Any, columns: tuple[str, ...], shared: tuple[str, ...] = ()) -> Select[Any]:
     """PostgreSQL: `SELECT * , :shared::type… FROM unnest(:column::type[], …)` over columns
     of `model`'s table, for `insert(…).from_select(columns + shared, …)`. Rows go as one
-    array per column, and a value every row shares once: no per-value conversion in Python
-    (a `ScaledDecimal` column takes `scaled_units`, a `UTCDateTime` an aware datetime) and
-    one prepared statement for any number of rows — many times cheaper than an executemany
-    of the same rows."""
+    array per column (`array_text`), and a value every row shares once: one prepared
+    statement for any number of rows — many times cheaper than an executemany of the same
+    rows."""
+    values = ", ".join(["*", *(_cast(model, name) for name in shared)])
+    return select(text(values)).select_from(text(f"unnest({_arrays_of(model, columns)})"))
+
+
+def unnest_positions(model: Any, columns: tuple[str, ...], alias: str) -> TextClause:
+    """PostgreSQL: `unnest(:column::type[], …) WITH ORDINALITY AS alias(column…, position)`,
+    the same arrays as `unnest_rows` with each row's 1-based position: a statement can then
+    name rows by their place in the arrays instead of sending their keys back."""
+    arrays = _arrays_of(model, columns)
+    return text(f"unnest({arrays}) WITH ORDINALITY AS {alias}({', '.join(columns)}, position)")
+
+
+def _pg_type(model: Any, name: str) -> str:
     from sqlalchemy.dialects import postgresql
 
-    table = table_of(model)
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return str(table_of(model).c[name].type.compile(dialect=dialect))
 
-    def cast(name: str, suffix: str) -> str:
-        return f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}{suffix})"
 
+def _cast(model: Any, name: str) -> str:
     # Names and types come from the table's metadata, never from input.
-    arrays = ", ".join(cast(name, "[]") for name in columns)
-    values = ", ".join(["*", *(cast(name, "") for name in shared)])
-    return select(text(values)).select_from(text(f"unnest({arrays})"))
+    return f"CAST(:{name} AS {_pg_type(model, name)})"
+
+
+def _arrays_of(model: Any, columns: tuple[str, ...]) -> str:
+    # Each array arrives as its text (`array_text`), which PostgreSQL parses itself.
+    return ", ".join(f"CAST(CAST(:{n} AS TEXT) AS {_pg_type(model, n)}[])" for n in columns)
+
+
+def array_text(values: Sequence[Any]) -> str:
+    """PostgreSQL's text form of a one-dimensional array of integers, strings, UUIDs or aware
+    datetimes (None is NULL): what `unnest_rows` takes. A driver checks every element of a
+    list against the collection ABCs to tell nested arrays apart, which costs more per value
+    than writing the text; values that repeat (a household's id, a message's time) are
+    written once."""
+    if values and type(values[0]) is int:  # counts and sequence numbers rarely repeat
+        return "{" + ",".join(str(v) if type(v) is int else _element_text(v) for v in values) + "}"
+    written = {value: _element_text(value) for value in set(values)}
+    return "{" + ",".join(map(written.__getitem__, values)) + "}"
+
+
+def _element_text(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an array element here")
+    if isinstance(value, int | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware datetime")
+        return value.isoformat()
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"{type(value).__name__} is not an array element here")
 
 
 async def insert_objects(session: AsyncSession, objects: Sequence[Base]) -> None:

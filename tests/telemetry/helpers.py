@@ -12,7 +12,7 @@ from mornet.db import unit_of_work
 from mornet.runtime import Runtime
 from mornet.telemetry import service
 from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireReading
-from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
+from mornet.wire.telemetry import encode, private_key, sign, signed_payload, telemetry_topic
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -29,9 +29,22 @@ class FakeAgent:
     def topic(self) -> str:
         return telemetry_topic(self.household_id)
 
-    def message(self, readings: list[dict[str, Any]], *, secret: str | None = None) -> bytes:
+    def message(
+        self,
+        readings: list[dict[str, Any]],
+        *,
+        secret: str | None = None,
+        canonical_layout: bool = True,
+    ) -> bytes:
+        """As agents send it: the canonical JSON with `sig` last; `canonical_layout=False`
+        writes the same signed message in another layout (members in another order), as
+        agents did before, which the gateway checks over the canonical JSON instead."""
         body = {"agent_id": self.agent_id, "readings": readings}
-        return encode(sign(body, private_key(secret or self.secret)))
+        key = private_key(secret or self.secret)
+        if canonical_layout:
+            return signed_payload(body, key)
+        signed = sign(body, key)
+        return encode({"sig": signed["sig"], **body})
 
 
 def plug(

@@ -15,7 +15,7 @@ from mornet.bus import Handler
 from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.models import Reading
-from mornet.telemetry.schemas import NormalisedBundle
+from mornet.telemetry.schemas import UnitBundle
 from tests.factories import user_with_token
 from tests.telemetry.helpers import plug, provision
 
@@ -56,7 +56,7 @@ async def test_messages_accepted_together_share_one_bus_message(
     assert handled == [True] * len(messages)
     # Fewer bus messages than MQTT messages, and every batch in exactly one of them.
     assert 1 <= len(bus.bodies) < len(messages)
-    bundles = [NormalisedBundle.model_validate_json(body) for body in bus.bodies]
+    bundles = [UnitBundle.model_validate_json(body) for body in bus.bodies]
     assert sum(len(b.batches) for b in bundles) == len(messages)
 
     consumer = ReadingsConsumer(runtime.sessions)
@@ -96,6 +96,6 @@ async def test_a_bundle_holds_at_most_its_size(
     gateway = Gateway(runtime.sessions, bus, agent_cache_seconds=60, bundle_size=size)
     messages = [(agent.topic, agent.message([plug(seq, 100.0 * seq)])) for seq in range(7)]
     await asyncio.gather(*(gateway.handle(t, p) for t, p in messages))
-    sizes = [len(NormalisedBundle.model_validate_json(b).batches) for b in bus.bodies]
+    sizes = [len(UnitBundle.model_validate_json(b).batches) for b in bus.bodies]
     assert sum(sizes) == 7
     assert max(sizes) <= size

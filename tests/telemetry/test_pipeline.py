@@ -21,6 +21,7 @@ from mornet.households import service as households_service
 from mornet.runtime import Runtime
 from mornet.telemetry.consumers import Gateway, ReadingsConsumer
 from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
+from mornet.wire.telemetry import private_key
 from tests.factories import user_with_token
 from tests.telemetry.helpers import T0, FakeAgent, plug, provision
 
@@ -60,8 +61,9 @@ async def _hours(session: AsyncSession) -> dict[int, Decimal]:
     return {r.hour_start.hour: r.quantity for r in rows if r.quantity}
 
 
+@pytest.mark.parametrize("canonical_layout", [True, False], ids=["as-agents-send", "reordered"])
 async def test_a_signed_batch_is_stored_once_with_canonical_units(
-    pipeline: Pipeline, agent: FakeAgent, session: AsyncSession
+    pipeline: Pipeline, agent: FakeAgent, session: AsyncSession, canonical_layout: bool
 ) -> None:
     readings = [
         plug(1, 1000.0),
@@ -76,8 +78,9 @@ async def test_a_signed_batch_is_stored_once_with_canonical_units(
             "current_ma": 54,
         },
     ]
-    assert await pipeline.send(agent.topic, agent.message(readings))
-    assert await pipeline.send(agent.topic, agent.message(readings))  # a QoS 1 redelivery
+    message = agent.message(readings, canonical_layout=canonical_layout)
+    assert await pipeline.send(agent.topic, message)
+    assert await pipeline.send(agent.topic, message)  # a QoS 1 redelivery
     assert await _count(session, Reading) == 2
     stored = await session.get(Reading, (uuid.UUID(agent.household_id), "plug-2", 7))
     assert stored is not None
@@ -150,6 +153,30 @@ async def test_bad_messages_become_dead_letters_with_reasons(
     # …and the pipeline keeps flowing.
     assert await pipeline.send(agent.topic, good)
     assert await _count(session, Reading) == 1
+
+
+async def test_a_message_changed_after_signing_is_refused_in_either_layout(
+    pipeline: Pipeline, agent: FakeAgent, session: AsyncSession
+) -> None:
+    for canonical_layout in (True, False):
+        signed = agent.message([plug(1, 5000.0)], canonical_layout=canonical_layout)
+        changed = signed.replace(b'"energy_wh":5000.0', b'"energy_wh":9000.0')
+        assert changed != signed
+        assert not await pipeline.send(agent.topic, changed)
+    # Signed as sent, but a second agent_id after the signer's would be the one read.
+    other = str(uuid.uuid4())
+    body = json.dumps(
+        {"agent_id": agent.agent_id, "readings": [plug(1, 5.0)]}, separators=(",", ":")
+    )
+    doubled = body.replace('","readings"', f'","agent_id":"{other}","readings"', 1).encode()
+    signature = private_key(agent.secret).sign(doubled).hex().encode()
+    assert not await pipeline.send(agent.topic, doubled[:-1] + b',"sig":"' + signature + b'"}')
+    letters = (await session.scalars(select(DeadLetter).order_by(DeadLetter.received_at))).all()
+    assert [letter.reason for letter in letters][:2] == [
+        "the Ed25519 signature does not match the agent's public key"
+    ] * 2
+    assert "agent_id differs from the signer's" in letters[2].reason
+    assert await _count(session, Reading) == 0
 
 
 async def test_an_agent_cannot_publish_for_another_household(

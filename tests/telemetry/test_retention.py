@@ -20,7 +20,12 @@ from mornet.runtime import Runtime
 from mornet.telemetry import service
 from mornet.telemetry.consumers import ReadingsConsumer
 from mornet.telemetry.models import DeadLetter, HourlyConsumption, Reading
-from mornet.telemetry.schemas import NormalisedBatch, NormalisedBundle, NormalisedReading
+from mornet.telemetry.schemas import (
+    NormalisedBatch,
+    NormalisedReading,
+    UnitBundle,
+    encode_bundle,
+)
 from tests.factories import user_with_token
 from tests.telemetry.helpers import provision
 
@@ -173,14 +178,16 @@ async def test_a_reading_older_than_the_kept_history_is_refused_and_kept_as_a_de
     # In one bundle with another household's batch: that one is stored, the old one is kept
     # as a dead letter with the reason — neither is lost.
     consumer = ReadingsConsumer(runtime.sessions, keep_days=KEEP_DAYS)
-    bundle = NormalisedBundle(batches=[fresh, old]).model_dump_json().encode()
+    bundle = encode_bundle([fresh.in_units(), old.in_units()])
     await consumer.handle([bundle])
     stored = await session.scalars(select(Reading.household_id).distinct())
     assert set(stored.all()) == {fresh_home}
     letters = (await session.scalars(select(DeadLetter))).all()
     assert len(letters) == 1
     assert f"older than the {KEEP_DAYS} days of readings kept" in letters[0].reason
-    assert NormalisedBatch.model_validate_json(letters[0].payload).household_id == old_home
+    kept = UnitBundle.model_validate_json(letters[0].payload).unit_batches()
+    assert [batch.household_id for batch in kept] == [old_home]
+    assert kept[0].readings == old.in_units().readings
 
     # Alone, the old batch is refused to the bus, which keeps it as a dead letter.
     with pytest.raises(Unprocessable):

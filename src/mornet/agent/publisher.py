@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from mornet.agent.config import AgentConfig
 from mornet.wire.broker import BrokerAddress
-from mornet.wire.telemetry import encode, private_key, sign, telemetry_topic
+from mornet.wire.telemetry import private_key, signed_payload, telemetry_topic
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,7 @@ class Publisher:
         return bool(self.client.is_connected())
 
     def message(self, readings: list[dict[str, Any]]) -> bytes:
-        return encode(sign({"agent_id": self.agent_id, "readings": readings}, self.key))
+        return signed_payload({"agent_id": self.agent_id, "readings": readings}, self.key)
 
     def _publish_and_wait(self, payload: bytes) -> bool:
         info = self.client.publish(self.topic, payload, qos=1)

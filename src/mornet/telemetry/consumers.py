@@ -18,7 +18,13 @@ from mornet.db import unit_of_work
 from mornet.errors import describe
 from mornet.households import service as households
 from mornet.telemetry import service
-from mornet.telemetry.schemas import NormalisedBatch, NormalisedBundle
+from mornet.telemetry.schemas import (
+    NormalisedBatch,
+    NormalisedBundle,
+    UnitBatch,
+    UnitBundle,
+    encode_bundle,
+)
 
 log = structlog.get_logger(__name__)
 MAX_BUNDLE = 50
@@ -48,7 +54,7 @@ class Gateway:
         self.agent_cache_seconds = agent_cache_seconds
         self._agents: dict[uuid.UUID, tuple[float, households.GatewayAgent | None]] = {}
         self.bundle_size = bundle_size
-        self._bundle: list[tuple[NormalisedBatch, asyncio.Future[None]]] = []
+        self._bundle: list[tuple[UnitBatch, asyncio.Future[None]]] = []
         self._flush_timer: asyncio.TimerHandle | None = None
         self._publishing: set[asyncio.Task[None]] = set()
 
@@ -63,7 +69,7 @@ class Gateway:
             self._agents[agent_id] = (now + self.agent_cache_seconds, agent)
         return agent
 
-    async def _accept(self, topic: str, payload: bytes) -> NormalisedBatch:
+    async def _accept(self, topic: str, payload: bytes) -> UnitBatch:
         try:
             return await service.accept_message(topic, payload, lookup=self._agent)
         except (SQLAlchemyError, OSError, service.Rejected):
@@ -93,7 +99,7 @@ class Gateway:
         self.accepted += 1
         return True
 
-    async def _send(self, batch: NormalisedBatch) -> None:
+    async def _send(self, batch: UnitBatch) -> None:
         """Put `batch` on the bus in a bundle with the batches accepted meanwhile; returns
         once that bundle is on the bus (raises if it could not be put there)."""
         sent = asyncio.get_running_loop().create_future()
@@ -116,10 +122,10 @@ class Gateway:
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, bundle: list[tuple[NormalisedBatch, asyncio.Future[None]]]) -> None:
-        body = NormalisedBundle(batches=[batch for batch, _ in bundle]).model_dump_json()
+    async def _publish(self, bundle: list[tuple[UnitBatch, asyncio.Future[None]]]) -> None:
+        body = encode_bundle([batch for batch, _ in bundle])
         try:
-            await self.events.publish(bus.READINGS, body.encode())
+            await self.events.publish(bus.READINGS, body)
         except Exception as exc:
             # Each message's handler raises: its MQTT message stays unacknowledged and is
             # retried, never lost.
@@ -132,16 +138,20 @@ class Gateway:
                 sent.set_result(None)
 
 
-def _batches_of(body: bytes) -> list[NormalisedBatch]:
-    """The batches of a bus message: a gateway's bundle, or one batch (as gateways sent
-    before bundles, and as a refused batch is kept)."""
+def _batches_of(body: bytes) -> list[UnitBatch]:
+    """The batches of a bus message: a gateway's bundle in units, or the decimal forms
+    gateways sent before (a bundle, or one batch, as refused batches were kept)."""
     try:
-        return NormalisedBundle.model_validate_json(body).batches
+        return UnitBundle.model_validate_json(body).unit_batches()
     except ValidationError as exc:
-        try:
-            return [NormalisedBatch.model_validate_json(body)]
-        except ValidationError:
-            raise bus.Unprocessable(f"not a normalised batch or bundle: {describe(exc)}") from exc
+        for earlier in (NormalisedBundle, NormalisedBatch):
+            try:
+                parsed = earlier.model_validate_json(body)
+            except ValidationError:
+                continue
+            batches = parsed.batches if isinstance(parsed, NormalisedBundle) else [parsed]
+            return [batch.in_units() for batch in batches]
+        raise bus.Unprocessable(f"not a normalised batch or bundle: {describe(exc)}") from exc
 
 
 class ReadingsConsumer:
@@ -168,9 +178,9 @@ class ReadingsConsumer:
                 try:
                     await self._store([batch])
                 except bus.Unprocessable as exc:
-                    await self.dead_letter(batch.model_dump_json().encode(), str(exc))
+                    await self.dead_letter(encode_bundle([batch]), str(exc))
 
-    async def _store(self, batches: list[NormalisedBatch]) -> None:
+    async def _store(self, batches: list[UnitBatch]) -> None:
         async with unit_of_work(self.sessions) as session:
             result = await service.store_batches(session, batches, keep_days=self.keep_days)
         self.stored += result.new
@@ -179,8 +189,11 @@ class ReadingsConsumer:
     async def dead_letter(self, body: bytes, reason: str) -> None:
         """Keep a batch the store refused, beside the gateway's dead letters."""
         agent_id: str | None = None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            agent_id = str(json.loads(body).get("agent_id") or "") or None
+        with contextlib.suppress(ValueError, TypeError, AttributeError, LookupError):
+            message = json.loads(body)
+            # A bundle of one batch (what the consumer keeps) or a single batch.
+            batch = message["batches"][0] if "batches" in message else message
+            agent_id = str(batch.get("agent_id") or "") or None
         async with unit_of_work(self.sessions) as session:
             await service.record_dead_letter(
                 session,

@@ -8,10 +8,32 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Row, String, Uuid, bindparam, delete, func, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Row,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mornet.db import insert_for, scaled_units, table_of, unnest_rows, utcnow
+from mornet.db import (
+    ScaledDecimal,
+    array_text,
+    insert_for,
+    table_of,
+    unnest_positions,
+    unnest_rows,
+    utcnow,
+)
 from mornet.resources import Resource
 from mornet.telemetry.models import (
     METER,
@@ -33,23 +55,9 @@ READING_COLUMNS = (
     "power_w",
     "voltage_v",
     "current_a",
-    "received_at",
 )
-"""The order of a reading row's values in `insert_new_readings` (every row of one call
-shares its `received_at`)."""
-_SCALES = {"counter": 6, "power_w": 3, "voltage_v": 3, "current_a": 4}
-"""The `ScaledDecimal` columns of readings: their places (the models' own)."""
-
-
-def _arrays(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], scales: dict[str, int]
-) -> dict[str, list[Any]]:
-    """Rows turned into one list per column, scaled decimals as their stored integers."""
-    arrays: dict[str, list[Any]] = {}
-    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
-        scale = scales.get(name)
-        arrays[name] = list(values) if scale is None else [scaled_units(v, scale) for v in values]
-    return arrays
+"""The order of a reading row's values in `insert_new_readings`; quantities in the whole
+units the columns keep (`UnitReading`)."""
 
 
 async def _write(
@@ -59,49 +67,80 @@ async def _write(
     columns: tuple[str, ...],
     rows: Sequence[Sequence[Any]],
     *,
-    scales: dict[str, int],
-    shared: tuple[str, ...] = (),
+    shared: dict[str, Any] | None = None,
 ) -> Any:
     """Run `statement` (an insert into `model`'s table with its ON CONFLICT, RETURNING…) for
-    `rows` of `columns + shared` values; the `shared` columns hold the same value in every
-    row. PostgreSQL takes the rows as arrays through `unnest` (one prepared statement, the
-    shared values bound once); SQLite as an executemany."""
+    `rows` of `columns` values, plus the `shared` values every row has. A `ScaledDecimal`
+    column's value is the whole count of units it stores. PostgreSQL takes the rows as
+    arrays through `unnest` (one prepared statement, the shared values bound once); SQLite as
+    an executemany."""
+    shared = shared or {}
     if session.get_bind().dialect.name != "postgresql":
-        names = columns + shared
+        table = table_of(model)
+        # The integers bypass the columns' decimal conversion: they are what it would store.
+        as_units = {
+            name: bindparam(name, type_=BigInteger)
+            for name in columns
+            if isinstance(table.c[name].type, ScaledDecimal)
+        }
         return await session.execute(
-            statement, [dict(zip(names, row, strict=True)) for row in rows]
+            statement.values(as_units) if as_units else statement,
+            [{**dict(zip(columns, row, strict=True)), **shared} for row in rows],
         )
-    width = len(columns)
-    parameters = _arrays(columns, [row[:width] for row in rows], scales)
-    parameters.update(zip(shared, rows[0][width:], strict=True))
-    from_arrays = statement.from_select(columns + shared, unnest_rows(model, columns, shared))
+    parameters: dict[str, Any] = {
+        name: array_text(values)
+        for name, values in zip(columns, zip(*rows, strict=True), strict=True)
+    }
+    parameters.update(shared)
+    names = columns + tuple(shared)
+    from_arrays = statement.from_select(names, unnest_rows(model, columns, tuple(shared)))
     return await session.execute(from_arrays, parameters)
 
 
 async def insert_new_readings(
-    session: AsyncSession, rows: Sequence[Sequence[Any]]
-) -> set[tuple[uuid.UUID, str, int]]:
-    """Insert what is not stored yet (rows of `READING_COLUMNS` values); returns the
-    (household, device, seq) that were new. One statement for any number of rows."""
+    session: AsyncSession, rows: Sequence[Sequence[Any]], *, received_at: datetime
+) -> list[int]:
+    """Insert what is not stored yet (rows of `READING_COLUMNS` values, all received at
+    `received_at`); returns the positions in `rows` of those that were new. One statement
+    for any number of rows."""
     if not rows:
-        return set()
+        return []
     key = ("household_id", "device_id", "seq")
-    statement = (
-        insert_for(session, Reading)
-        .on_conflict_do_nothing(index_elements=list(key))
-        .returning(*(table_of(Reading).c[name] for name in key))
+    readings = table_of(Reading)
+    statement = insert_for(session, Reading).on_conflict_do_nothing(index_elements=list(key))
+    shared = {"received_at": received_at}
+    if session.get_bind().dialect.name != "postgresql":
+        result = await _write(
+            session,
+            statement.returning(*(readings.c[name] for name in key)),
+            Reading,
+            READING_COLUMNS,
+            rows,
+            shared=shared,
+        )
+        position = {tuple(row[:3]): index for index, row in enumerate(rows)}
+        return [position[(h, d, s)] for h, d, s in result.all()]
+    # The new rows come back as one array of their positions in the arrays sent: sending
+    # every new row's key back costs more than storing it.
+    inserted = (
+        statement.from_select(
+            (*READING_COLUMNS, *shared), unnest_rows(Reading, READING_COLUMNS, tuple(shared))
+        )
+        .returning(*(readings.c[name] for name in key))
+        .cte("inserted")
     )
-    # Every row of one store shares its arrival time.
-    result = await _write(
-        session,
-        statement,
-        Reading,
-        READING_COLUMNS[:-1],
-        rows,
-        scales=_SCALES,
-        shared=READING_COLUMNS[-1:],
+    offered = unnest_positions(Reading, key, "offered")
+    query: Select[Any] = (
+        select(func.array_agg(literal_column("offered.position")))
+        .select_from(offered)
+        .where(*(inserted.c[name] == literal_column(f"offered.{name}") for name in key))
     )
-    return {(h, d, s) for h, d, s in result.all()}
+    parameters: dict[str, Any] = {
+        name: array_text(values)
+        for name, values in zip(READING_COLUMNS, zip(*rows, strict=True), strict=True)
+    }
+    positions = (await session.execute(query, {**parameters, **shared})).scalar()
+    return [p - 1 for p in positions or ()]
 
 
 async def arrivals_of_devices(
@@ -180,10 +219,19 @@ async def device_readings_around(
 async def cursors(
     session: AsyncSession, keys: list[tuple[uuid.UUID, str]]
 ) -> dict[tuple[uuid.UUID, str], Row[Any]]:
-    """The devices' cursors (rows with the cursor's columns as attributes)."""
+    """The devices' cursors (rows with the cursor's columns as attributes, the counter in
+    units of 10^-6)."""
     if not keys:
         return {}
     table = table_of(DeviceCursor)
+    columns = (
+        table.c.household_id,
+        table.c.device_id,
+        table.c.seq,
+        type_coerce(table.c.counter, BigInteger).label("counter"),
+        table.c.ts,
+        table.c.resource,
+    )
     if session.get_bind().dialect.name == "postgresql":
         # The keys as two arrays: one prepared statement whatever their number (an IN list of
         # a thousand pairs is rendered and planned anew each time).
@@ -195,13 +243,13 @@ async def cursors(
             .table_valued("household_id", "device_id")
             .render_derived()
         )
-        query = select(table).join(
+        query = select(*columns).join(
             wanted,
             (table.c.household_id == wanted.c.household_id)
             & (table.c.device_id == wanted.c.device_id),
         )
     else:
-        query = select(table).where(tuple_(table.c.household_id, table.c.device_id).in_(keys))
+        query = select(*columns).where(tuple_(table.c.household_id, table.c.device_id).in_(keys))
     return {(c.household_id, c.device_id): c for c in (await session.execute(query)).all()}
 
 
@@ -209,9 +257,10 @@ _CURSOR_COLUMNS = ("household_id", "device_id", "seq", "counter", "ts", "resourc
 
 
 async def save_cursors(
-    session: AsyncSession, moves: dict[tuple[uuid.UUID, str], tuple[int, Decimal, datetime, str]]
+    session: AsyncSession, moves: dict[tuple[uuid.UUID, str], tuple[int, int, datetime, str]]
 ) -> None:
-    """Move cursors forward (never back: a concurrent older write cannot lower them)."""
+    """Move cursors forward (never back: a concurrent older write cannot lower them). The
+    counter is in units of 10^-6."""
     if not moves:
         return
     rows = [
@@ -232,22 +281,21 @@ async def save_cursors(
         },
         where=table_of(DeviceCursor).c.seq < excluded.seq,
     )
-    await _write(session, upsert, DeviceCursor, _CURSOR_COLUMNS, rows, scales={"counter": 6})
+    await _write(session, upsert, DeviceCursor, _CURSOR_COLUMNS, rows)
 
 
-_HOURLY_COLUMNS = ("household_id", "resource", "source", "hour_start", "quantity", "updated_at")
+_HOURLY_COLUMNS = ("household_id", "resource", "source", "hour_start", "quantity")
 
 
 async def add_consumption(
-    session: AsyncSession, deltas: dict[tuple[uuid.UUID, str, str, datetime], Decimal]
+    session: AsyncSession, deltas: dict[tuple[uuid.UUID, str, str, datetime], int]
 ) -> None:
-    """Add each delta (by household, resource, source and hour) to its hour atomically (no
-    read-modify-write)."""
+    """Add each delta (by household, resource, source and hour, in units of 10^-6) to its
+    hour atomically (no read-modify-write)."""
     if not deltas:
         return
-    now = utcnow()
     rows = [
-        (h, str(r), source, hour, q, now)
+        (h, str(r), source, hour, q)
         for (h, r, source, hour), q in sorted(
             deltas.items(), key=lambda item: (str(item[0][0]), *item[0][1:])
         )
@@ -261,13 +309,7 @@ async def add_consumption(
         },
     )
     await _write(
-        session,
-        upsert,
-        HourlyConsumption,
-        _HOURLY_COLUMNS[:-1],
-        rows,
-        scales={"quantity": 6},
-        shared=_HOURLY_COLUMNS[-1:],
+        session, upsert, HourlyConsumption, _HOURLY_COLUMNS, rows, shared={"updated_at": utcnow()}
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -14,11 +16,16 @@ from mornet.resources import Resource
 from mornet.telemetry.models import METER_DEVICE_PREFIX
 from mornet.wire.telemetry import MAX_READINGS_PER_MESSAGE
 
-# Stored precision: mWh of energy, mW of power, mV, 0.1 mA, and 0.1 litre of water.
-COUNTER_PLACES = Decimal("0.000001")
-POWER_PLACES = Decimal("0.001")
-VOLTAGE_PLACES = Decimal("0.001")
-CURRENT_PLACES = Decimal("0.0001")
+# Stored precision (decimal places): mWh of energy, mW of power, mV, 0.1 mA, and the
+# millilitre of water. The tables keep each as a whole count of that unit.
+COUNTER_SCALE = 6
+POWER_SCALE = 3
+VOLTAGE_SCALE = 3
+CURRENT_SCALE = 4
+COUNTER_PLACES = Decimal(1).scaleb(-COUNTER_SCALE)
+POWER_PLACES = Decimal(1).scaleb(-POWER_SCALE)
+VOLTAGE_PLACES = Decimal(1).scaleb(-VOLTAGE_SCALE)
+CURRENT_PLACES = Decimal(1).scaleb(-CURRENT_SCALE)
 
 # Every stored column holds its bound with room to spare: 10^12 at 10^-6 (the finest scale)
 # is 10^18 base units, under the 9.2 * 10^18 of a 64-bit integer column.
@@ -54,6 +61,17 @@ _VENDOR_KEYS = frozenset(VENDOR_UNITS)
 
 def _q(value: Decimal | None, places: Decimal) -> Decimal | None:
     return None if value is None else value.quantize(places, rounding=ROUND_HALF_EVEN)
+
+
+def _units(value: Decimal | None, scale: int) -> int | None:
+    """`value` as a whole count of 10^-scale, rounded half to even (rounded once, then
+    shifted exactly)."""
+    if value is None:
+        return None
+    return int(value.quantize(_PLACES[scale], rounding=ROUND_HALF_EVEN).scaleb(scale))
+
+
+_PLACES = {scale: Decimal(1).scaleb(-scale) for scale in (3, 4, 6)}
 
 
 class WireReading(BaseModel):
@@ -110,12 +128,31 @@ class WireReading(BaseModel):
         assert self.value is not None
         return self.value
 
+    def in_units(self) -> UnitReading:
+        """The reading as stored, in whole units (see `UnitReading`)."""
+        counter = self.value if self.energy_wh is None else self.energy_wh.scaleb(-3)
+        return UnitReading(
+            self.device_id,
+            self.resource.value,
+            self.ts,
+            self.seq,
+            _units(counter, COUNTER_SCALE) or 0,
+            _units(self.power_w, POWER_SCALE),
+            _units(self.voltage_v, VOLTAGE_SCALE),
+            _units(self.current_a, CURRENT_SCALE),
+        )
 
-class WireMessage(BaseModel):
+
+class SignedReadings(BaseModel):
+    """What an agent signs: its id and its readings."""
+
     model_config = ConfigDict(extra="forbid")
 
     agent_id: uuid.UUID
     readings: list[WireReading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
+
+
+class WireMessage(SignedReadings):
     sig: str = Field(pattern=r"^[0-9a-f]{128}$")
 
 
@@ -156,20 +193,114 @@ class NormalisedReading(BaseModel):
             counter=_q(value, COUNTER_PLACES) or Decimal(0),
         )
 
+    def in_units(self) -> UnitReading:
+        return UnitReading(
+            self.device_id,
+            self.resource.value,
+            self.ts,
+            self.seq,
+            _units(self.counter, COUNTER_SCALE) or 0,
+            _units(self.power_w, POWER_SCALE),
+            _units(self.voltage_v, VOLTAGE_SCALE),
+            _units(self.current_a, CURRENT_SCALE),
+        )
+
 
 class NormalisedBatch(BaseModel):
-    """What the gateway puts on the bus: a household's verified, canonical readings."""
+    """A household's verified, canonical readings (the bus's form before `UnitBatch`)."""
 
     household_id: uuid.UUID
     agent_id: uuid.UUID | None
     readings: list[NormalisedReading]
 
+    def in_units(self) -> UnitBatch:
+        return UnitBatch(self.household_id, self.agent_id, [r.in_units() for r in self.readings])
+
 
 class NormalisedBundle(BaseModel):
-    """One bus message carrying the batches of several MQTT messages: the bus and the store
-    pay per message, so the gateway sends what it accepted together."""
+    """Several batches in one bus message (the bus's form before `UnitBatch`)."""
 
     batches: list[NormalisedBatch] = Field(min_length=1)
+
+
+Whole = Annotated[int, Field(ge=0, lt=2**63)]
+"""A count that fits the tables' 64-bit integer columns."""
+
+
+class UnitReading(NamedTuple):
+    """A canonical reading in the whole units the tables keep: the counter in 10^-6 kWh or
+    m³, power in mW, voltage in mV, current in 10^-4 A. The pipeline carries integers from
+    the gateway to the table: exact, and far cheaper per reading than decimals."""
+
+    device_id: Annotated[str, Field(min_length=1, max_length=100)]
+    resource: Annotated[str, Field(pattern=r"^[EHW]$")]
+    ts: datetime
+    seq: Whole
+    counter: Whole
+    power: Whole | None
+    voltage: Whole | None
+    current: Whole | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitBatch:
+    """What the gateway puts on the bus: one message's verified readings, in units."""
+
+    household_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    readings: list[UnitReading]
+
+
+BUNDLE_VERSION = 2
+
+
+def encode_bundle(batches: list[UnitBatch]) -> bytes:
+    """One bus message for several batches: `{"v": 2, "batches": [{"household_id",
+    "agent_id", "readings": [[device_id, resource, ts, seq, counter, power, voltage,
+    current], …]}, …]}`, times in ISO 8601 with their zone, quantities in units."""
+    stamps: dict[datetime, str] = {}  # a message's readings mostly share their time
+
+    def stamp(ts: datetime) -> str:
+        text = stamps.get(ts)
+        if text is None:
+            text = stamps[ts] = ts.isoformat()
+        return text
+
+    return json.dumps(
+        {
+            "v": BUNDLE_VERSION,
+            "batches": [
+                {
+                    "household_id": str(batch.household_id),
+                    "agent_id": None if batch.agent_id is None else str(batch.agent_id),
+                    "readings": [(r[0], r[1], stamp(r[2]), *r[3:]) for r in batch.readings],
+                }
+                for batch in batches
+            ],
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+class _UnitBatchIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # the bus carries numbers as numbers
+
+    household_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    readings: list[UnitReading] = Field(min_length=1)
+
+
+class UnitBundle(BaseModel):
+    """A bus message of `encode_bundle`, checked on the way in."""
+
+    model_config = ConfigDict(strict=True)
+
+    v: Literal[2]
+    batches: list[_UnitBatchIn] = Field(min_length=1)
+
+    def unit_batches(self) -> list[UnitBatch]:
+        return [UnitBatch(b.household_id, b.agent_id, b.readings) for b in self.batches]
 
 
 class ReadingOut(BaseModel):

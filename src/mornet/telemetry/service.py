@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from mornet import outbox
 from mornet.access import Actor
 from mornet.bus import Unprocessable
 from mornet.changes import topics_of
-from mornet.db import utcnow
+from mornet.db import scaled_units, utcnow
 from mornet.errors import ValidationFailed, describe
 from mornet.households import service as households
 from mornet.resources import Resource
@@ -37,8 +38,22 @@ from mornet.telemetry.models import (
     Reading,
     source_of,
 )
-from mornet.telemetry.schemas import NormalisedBatch, NormalisedReading, WireMessage
-from mornet.wire.telemetry import MAX_PAYLOAD_BYTES, household_of_topic, signature_valid
+from mornet.telemetry.schemas import (
+    COUNTER_SCALE,
+    NormalisedBatch,
+    NormalisedReading,
+    SignedReadings,
+    UnitBatch,
+    UnitReading,
+    WireMessage,
+)
+from mornet.wire.telemetry import (
+    MAX_PAYLOAD_BYTES,
+    household_of_topic,
+    payload_signature_valid,
+    signature_valid,
+    signed_part,
+)
 
 USE_TOPICS = topics_of(Reading, DeviceCursor, HourlyConsumption)
 """What a household's readings and use look like changes only when these move."""
@@ -82,13 +97,71 @@ AgentLookup = Callable[[uuid.UUID], Awaitable[households.GatewayAgent | None]]
 """An agent's credentials by its id (the gateway's keeps them for a few seconds)."""
 
 
-async def accept_message(topic: str, payload: bytes, *, lookup: AgentLookup) -> NormalisedBatch:
+async def accept_message(topic: str, payload: bytes, *, lookup: AgentLookup) -> UnitBatch:
     """Authenticate, validate and normalise one MQTT message, or raise `Rejected`."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected(f"payload of {len(payload)} bytes exceeds the limit of {MAX_PAYLOAD_BYTES}")
     topic_household = household_of_topic(topic)
     if topic_household is None:
         raise Rejected(f"topic {topic!r} is not mornet/<household_id>/telemetry")
+    signed = await _signed_as_sent(payload, lookup)
+    if signed is not None:
+        agent, body = signed
+        try:
+            wire: SignedReadings = SignedReadings.model_validate_json(body)
+        except ValidationError as exc:
+            raise _invalid(exc, agent.id) from exc
+        if wire.agent_id != agent.id:
+            raise Rejected("agent_id differs from the signer's", agent_id=str(agent.id))
+    else:
+        agent, wire = await _signed_canonically(payload, lookup)
+    agent_id = str(agent.id)
+    if str(agent.household_id) != topic_household:
+        raise Rejected(
+            f"agent {agent_id} belongs to another household than the topic's {topic_household}",
+            agent_id=agent_id,
+        )
+    latest_allowed = utcnow() + FUTURE_TOLERANCE
+    for reading in wire.readings:
+        if reading.ts > latest_allowed:
+            raise Rejected(
+                f"reading {reading.device_id}#{reading.seq} is from the future "
+                f"({reading.ts.isoformat()})",
+                agent_id=agent_id,
+            )
+    readings = [r.in_units() for r in wire.readings]
+    try:
+        _check_steps_within(readings)
+    except ImplausibleStep as exc:
+        raise Rejected(str(exc), agent_id=agent_id) from exc
+    return UnitBatch(agent.household_id, agent.id, readings)
+
+
+_SIGNED_AGENT = re.compile(rb'\{"agent_id":"([0-9a-f-]{36})"')
+
+
+async def _signed_as_sent(
+    payload: bytes, lookup: AgentLookup
+) -> tuple[households.GatewayAgent, bytes] | None:
+    """(the agent, the bytes it signed) when the payload is laid out as agents write it
+    (`signed_payload`) and its signature holds: its JSON is then neither parsed twice nor
+    written again. None sends the payload the general way."""
+    parts = signed_part(payload)
+    if parts is None:
+        return None
+    found = _SIGNED_AGENT.match(parts[0])
+    if found is None:
+        return None
+    agent = await lookup(uuid.UUID(found[1].decode()))
+    if agent is None or not payload_signature_valid(payload, agent.verifier):
+        return None
+    return agent, parts[0]
+
+
+async def _signed_canonically(
+    payload: bytes, lookup: AgentLookup
+) -> tuple[households.GatewayAgent, SignedReadings]:
+    """The agent and its readings, the signature checked over the canonical JSON."""
     try:
         message: Any = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -109,43 +182,30 @@ async def accept_message(topic: str, payload: bytes, *, lookup: AgentLookup) -> 
         raise Rejected(
             "the Ed25519 signature does not match the agent's public key", agent_id=str(agent_id)
         )
-    if str(agent.household_id) != topic_household:
-        raise Rejected(
-            f"agent {agent_id} belongs to another household than the topic's {topic_household}",
-            agent_id=str(agent_id),
-        )
     try:
-        wire = WireMessage.model_validate(message)
+        return agent, WireMessage.model_validate(message)
     except ValidationError as exc:
-        raise Rejected(
-            f"invalid readings: {describe(exc, limit=10)}", agent_id=str(agent_id)
-        ) from exc
-    latest_allowed = utcnow() + FUTURE_TOLERANCE
-    for reading in wire.readings:
-        if reading.ts > latest_allowed:
-            raise Rejected(
-                f"reading {reading.device_id}#{reading.seq} is from the future "
-                f"({reading.ts.isoformat()})",
-                agent_id=str(agent_id),
-            )
-    readings = [NormalisedReading.of(r) for r in wire.readings]
-    try:
-        _check_steps_within(readings)
-    except ImplausibleStep as exc:
-        raise Rejected(str(exc), agent_id=str(agent_id)) from exc
-    return NormalisedBatch(household_id=agent.household_id, agent_id=agent_id, readings=readings)
+        raise _invalid(exc, agent.id) from exc
 
 
-def _check_steps_within(readings: Sequence[NormalisedReading]) -> None:
+def _invalid(exc: ValidationError, agent_id: uuid.UUID) -> Rejected:
+    return Rejected(f"invalid readings: {describe(exc, limit=10)}", agent_id=str(agent_id))
+
+
+def _check_steps_within(readings: Sequence[UnitReading]) -> None:
     """The steps between a message's own readings of each device (the consumer checks the
     step from what is already stored)."""
-    by_device: dict[str, list[NormalisedReading]] = defaultdict(list)
+    by_device: dict[str, list[UnitReading]] = defaultdict(list)
     for reading in readings:
         by_device[reading.device_id].append(reading)
     for series in by_device.values():
-        series.sort(key=lambda r: r.seq)
+        series.sort(key=_seq)
         for earlier, later in itertools.pairwise(series):
             _use_between(earlier, later)
+
+
+def _seq(reading: UnitReading) -> int:
+    return reading.seq
 
 
 async def record_dead_letter(
@@ -181,12 +241,13 @@ def _hour(moment: datetime) -> datetime:
 
 
 class CounterSample(Protocol):
-    """What the use arithmetic needs of a reading (stored, new, or a device's cursor)."""
+    """What the use arithmetic needs of a reading (stored, new, or a device's cursor), its
+    counter in units of 10^-6 (`COUNTER_SCALE`)."""
 
     @property
     def seq(self) -> int: ...
     @property
-    def counter(self) -> Decimal: ...
+    def counter(self) -> int: ...
     @property
     def ts(self) -> datetime: ...
     @property
@@ -196,20 +257,29 @@ class CounterSample(Protocol):
 @dataclass(frozen=True)
 class _Sample:
     seq: int
-    counter: Decimal
+    counter: int
     ts: datetime
     resource: str
 
 
-def _use_between(earlier: CounterSample, later: CounterSample) -> Decimal:
-    """Use between two readings of one counter. A counter that went down was reset (plug
-    reboot, firmware reset): everything it shows since is new use. A step beyond what a
-    household can use in the time between is refused."""
+_STEP_FLOOR_UNITS = {r: int(v.scaleb(COUNTER_SCALE)) for r, v in STEP_FLOOR.items()}
+
+
+def _use_between(earlier: CounterSample, later: CounterSample) -> int:
+    """Use between two readings of one counter, in units. A counter that went down was
+    reset (plug reboot, firmware reset): everything it shows since is new use. A step beyond
+    what a household can use in the time between is refused."""
     delta = later.counter - earlier.counter
     use = later.counter if delta < 0 else delta
-    if use > STEP_FLOOR[later.resource]:
+    if use > _STEP_FLOOR_UNITS[later.resource]:
         # Below the floor no time between can make a step implausible.
-        check_step(Resource(later.resource), use, earlier.ts, later.ts, device=later)
+        check_step(
+            Resource(later.resource),
+            Decimal(use).scaleb(-COUNTER_SCALE),
+            earlier.ts,
+            later.ts,
+            device=later,
+        )
     return use
 
 
@@ -227,7 +297,7 @@ def check_step(
         raise ImplausibleStep(
             f"counter step of {use} {resource.unit} at seq {seq} exceeds the physical bound "
             f"of {bound.quantize(Decimal('0.001'))} {resource.unit} for the time since the "
-            f"previous reading"
+            "previous reading"
         )
 
 
@@ -241,12 +311,15 @@ def history_horizon(keep_days: int, now: datetime | None = None) -> datetime | N
     return (now or utcnow()) - timedelta(days=keep_days) if keep_days > 0 else None
 
 
-async def store_batch(session: AsyncSession, batch: NormalisedBatch) -> Stored:
+async def store_batch(session: AsyncSession, batch: NormalisedBatch | UnitBatch) -> Stored:
     return await store_batches(session, [batch])
 
 
 async def store_batches(
-    session: AsyncSession, batches: Sequence[NormalisedBatch], *, keep_days: int = 0
+    session: AsyncSession,
+    batches: Sequence[NormalisedBatch | UnitBatch],
+    *,
+    keep_days: int = 0,
 ) -> Stored:
     """Store the readings not stored yet and fold their counter deltas into hourly use,
     whatever order they arrive in. Idempotent on (household, device, seq). A fixed number
@@ -255,7 +328,8 @@ async def store_batches(
     Each device has a cursor (its highest stored reading). Readings that arrive after it —
     the normal case — chain onto it without reading history; a reading that lands among
     stored ones re-splits its neighbours' delta from the stored readings."""
-    household_keys = sorted({str(b.household_id) for b in batches})
+    in_units = [b.in_units() if isinstance(b, NormalisedBatch) else b for b in batches]
+    household_keys = sorted({str(b.household_id) for b in in_units})
     if session.get_bind().dialect.name == "postgresql" and household_keys:
         # One writer per household at a time keeps the arithmetic consistent; taken in a
         # fixed order so two consumers never deadlock.
@@ -269,19 +343,20 @@ async def store_batches(
     received = utcnow()
     horizon = history_horizon(keep_days, received)
     if horizon is not None:
-        for batch in batches:
+        for batch in in_units:
             oldest = min(r.ts for r in batch.readings)
             if oldest < horizon:
                 raise BeyondKeptHistory(
                     f"a reading of {oldest.isoformat()} is older than the {keep_days} days of "
                     "readings kept"
                 )
-    unique: dict[tuple[uuid.UUID, str, int], tuple[NormalisedBatch, NormalisedReading]] = {}
+    unique: dict[tuple[uuid.UUID, str, int], tuple[UnitBatch, UnitReading]] = {}
     offered = 0
-    for batch in batches:
+    for batch in in_units:
         offered += len(batch.readings)
+        household_id = batch.household_id
         for r in batch.readings:
-            unique[(batch.household_id, r.device_id, r.seq)] = (batch, r)
+            unique[(household_id, r.device_id, r.seq)] = (batch, r)
     rows = [
         (
             batch.household_id,
@@ -291,29 +366,33 @@ async def store_batches(
             r.resource,
             r.ts,
             r.counter,
-            r.power_w,
-            r.voltage_v,
-            r.current_a,
-            received,
+            r.power,
+            r.voltage,
+            r.current,
         )
         for batch, r in unique.values()
     ]
-    new = await repository.insert_new_readings(session, rows)
-    by_device: dict[tuple[uuid.UUID, str], list[_Sample]] = defaultdict(list)
-    for household_id, device_id, seq in new:
-        _, r = unique[(household_id, device_id, seq)]
-        by_device[(household_id, device_id)].append(_Sample(seq, r.counter, r.ts, str(r.resource)))
+    new = await repository.insert_new_readings(session, rows, received_at=received)
+    offered_readings = list(unique.values())
+    by_device: dict[tuple[uuid.UUID, str], list[UnitReading]] = defaultdict(list)
+    for position in new:
+        batch, reading = offered_readings[position]
+        by_device[(batch.household_id, reading.device_id)].append(reading)
     cursors = await repository.cursors(session, list(by_device))
-    deltas: dict[tuple[uuid.UUID, str, str, datetime], Decimal] = defaultdict(Decimal)
-    advanced: dict[tuple[uuid.UUID, str], _Sample] = {}
+    deltas: dict[tuple[uuid.UUID, str, str, datetime], int] = defaultdict(int)
+    hours: dict[datetime, datetime] = {}
+    advanced: dict[tuple[uuid.UUID, str], CounterSample] = {}
     for (household_id, device_id), fresh in by_device.items():
         source = source_of(device_id)
 
         def add(earlier: CounterSample, later: CounterSample, sign: int = 1) -> None:
-            key = (household_id, later.resource, source, _hour(later.ts))  # noqa: B023
+            hour = hours.get(later.ts)
+            if hour is None:
+                hour = hours[later.ts] = _hour(later.ts)
+            key = (household_id, later.resource, source, hour)  # noqa: B023
             deltas[key] += sign * _use_between(earlier, later)
 
-        fresh.sort(key=lambda sample: sample.seq)
+        fresh.sort(key=_seq)
         cursor = cursors.get((household_id, device_id))
         if cursor is None or fresh[0].seq > cursor.seq:
             chain: list[CounterSample] = [cursor] if cursor is not None else []
@@ -323,9 +402,12 @@ async def store_batches(
             advanced[(household_id, device_id)] = fresh[-1]
             continue
         seqs = {sample.seq for sample in fresh}
-        around = await repository.device_readings_around(
-            session, household_id, device_id, fresh[0].seq, fresh[-1].seq
-        )
+        around = [
+            _Sample(r.seq, _counter_units(r.counter), r.ts, str(r.resource))
+            for r in await repository.device_readings_around(
+                session, household_id, device_id, fresh[0].seq, fresh[-1].seq
+            )
+        ]
         # Pairs of old neighbours that a new reading now sits between lose their delta…
         old = [r for r in around if r.seq not in seqs]
         for earlier, later in itertools.pairwise(old):
@@ -342,6 +424,10 @@ async def store_batches(
     )
     await repository.add_consumption(session, {k: v for k, v in deltas.items() if v != 0})
     return Stored(new=len(new), duplicate=offered - len(new))
+
+
+def _counter_units(counter: Decimal) -> int:
+    return int(counter.scaleb(COUNTER_SCALE))
 
 
 async def arrivals_of_devices(
@@ -595,5 +681,9 @@ async def import_hourly_use(
     """Add metered history by the hour (from plugs) without its readings: a household's use
     kept elsewhere before it joined, or a benchmark's seed."""
     await repository.add_consumption(
-        session, {(h, r, PLUG, hour): q for (h, r, hour), q in use.items()}
+        session,
+        {
+            (h, r, PLUG, hour): scaled_units(q, COUNTER_SCALE) or 0
+            for (h, r, hour), q in use.items()
+        },
     )

@@ -3,7 +3,9 @@
 
 Topic `mornet/<household_id>/telemetry`, QoS 1. Payload: a JSON object
 `{"agent_id", "readings": [...], "sig"}` where `sig` is an Ed25519 signature, hex, over the
-canonical JSON of the object without `sig` (keys sorted, no spaces, UTF-8).
+canonical JSON of the object without `sig` (keys sorted, no spaces, UTF-8). Agents send that
+canonical JSON itself with `sig` added last (`signed_payload`), so the gateway can check the
+signature over the bytes it received (`signed_part`) without writing the JSON again.
 
 Keys: the agent's private key is derived from the secret it was given at provisioning
 (`signing_seed`); the platform keeps only the public key, and for the broker login only a slow
@@ -74,6 +76,44 @@ def canonical(message: dict[str, Any]) -> bytes:
 
 def sign(message: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
     return {**message, SIGNATURE_FIELD: key.sign(canonical(message)).hex()}
+
+
+def signed_payload(message: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
+    """The message as sent: its canonical JSON, with `sig` (the signature over exactly those
+    bytes) added as the last member."""
+    body = canonical(message)
+    return body[:-1] + b',"sig":"' + key.sign(body).hex().encode() + b'"}'
+
+
+_SIG_TAIL = len(b',"sig":"') + 128 + len(b'"}')
+
+
+def signed_part(payload: bytes) -> tuple[bytes, bytes] | None:
+    """(the bytes before a trailing `,"sig":"…"}` closed again, the signature) of a payload
+    written by `signed_payload`; None for any other layout."""
+    if len(payload) <= _SIG_TAIL or not payload.endswith(b'"}'):
+        return None
+    cut = len(payload) - _SIG_TAIL
+    if payload[cut : cut + 8] != b',"sig":"':
+        return None
+    try:
+        signature = bytes.fromhex(payload[cut + 8 : -2].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return payload[:cut] + b"}", signature
+
+
+def payload_signature_valid(payload: bytes, key: Ed25519PublicKey) -> bool:
+    """Whether the payload's signature covers the bytes before it (see `signed_payload`).
+    Those bytes are what the agent signed, so a message read from them is the agent's."""
+    parts = signed_part(payload)
+    if parts is None:
+        return False
+    try:
+        key.verify(parts[1], parts[0])
+    except InvalidSignature:
+        return False
+    return True
 
 
 def signature_valid(message: dict[str, Any], key: Ed25519PublicKey) -> bool:
