@@ -40,6 +40,8 @@ def dead_letter_queue(queue: str) -> str:
 
 RETRY_DELAY_SECONDS = 1.0
 DEFAULT_ATTEMPTS = 5
+CLOSE_GRACE_SECONDS = 10.0
+"""How long closing the in-process bus waits for the batch in hand to be handled."""
 MAX_BATCH = 100
 LINGER_SECONDS = 0.02
 
@@ -158,6 +160,8 @@ class InProcessBus:
             defaultdict(list)
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._delivering: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     async def publish(self, topic: str, body: bytes) -> None:
         loop = asyncio.get_running_loop()
@@ -189,17 +193,23 @@ class InProcessBus:
         handler: Handler,
         dead_letter: DeadLetterHandler | None,
     ) -> None:
-        while True:
+        current = asyncio.current_task()
+        assert current is not None
+        while not self._closing:
             batch = [await inbox.get()]
             while len(batch) < MAX_BATCH and not inbox.empty():
                 batch.append(inbox.get_nowait())
-            await _deliver(
-                handler,
-                [body for body, _ in batch],
-                attempts=self.attempts,
-                name=name,
-                dead_letters=[dead_letter] if dead_letter is not None else [],
-            )
+            self._delivering.add(current)
+            try:
+                await _deliver(
+                    handler,
+                    [body for body, _ in batch],
+                    attempts=self.attempts,
+                    name=name,
+                    dead_letters=[dead_letter] if dead_letter is not None else [],
+                )
+            finally:
+                self._delivering.discard(current)
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
@@ -212,6 +222,12 @@ class InProcessBus:
                 await queue.join()
 
     async def close(self) -> None:
+        """Stop consuming. A batch being handled may finish first (up to
+        `CLOSE_GRACE_SECONDS`): cut off mid-transaction, a handler's write could outlive it
+        (SQLite keeps the lock of a connection that was abandoned, not closed)."""
+        self._closing = True
+        if self._delivering:
+            await asyncio.wait(set(self._delivering), timeout=CLOSE_GRACE_SECONDS)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -107,9 +107,12 @@ async def test_a_year_of_readings_is_pruned_to_the_kept_history_and_the_use_stay
     # 0.1 kWh an hour between consecutive readings of each plug.
     assert use_before == Decimal(hours - 1) / 10 * len(DEVICES)
 
+    # The horizon at half past an hour, whatever the time of day: a late reading then has
+    # room between it and the next hourly reading (and is newer than the store's horizon).
+    now = utcnow().replace(minute=30, second=0, microsecond=0) + timedelta(hours=1)
     async with unit_of_work(runtime.sessions) as work:
-        deleted = await service.prune_readings(work, keep_days=KEEP_DAYS)
-    horizon = utcnow() - timedelta(days=KEEP_DAYS)
+        deleted = await service.prune_readings(work, keep_days=KEEP_DAYS, now=now)
+    horizon = now - timedelta(days=KEEP_DAYS)
     old_hours = sum(1 for h in range(hours) if start + timedelta(hours=h) < horizon)
     # Everything before the horizon went, but each device's last reading before it.
     assert deleted == (old_hours - 1) * len(DEVICES)
@@ -125,7 +128,7 @@ async def test_a_year_of_readings_is_pruned_to_the_kept_history_and_the_use_stay
 
     # Pruning again finds nothing more to delete.
     async with unit_of_work(runtime.sessions) as work:
-        assert await service.prune_readings(work, keep_days=KEEP_DAYS) == 0
+        assert await service.prune_readings(work, keep_days=KEEP_DAYS, now=now) == 0
 
     # A late reading between the fence and the first kept reading, after the horizon: its
     # use splits against the fence, so the total stays and its hour gains its part.

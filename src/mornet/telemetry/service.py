@@ -438,12 +438,14 @@ async def arrivals_of_devices(
     return await repository.arrivals_of_devices(session, device_prefix)
 
 
-async def prune_readings(session: AsyncSession, *, keep_days: int) -> int:
-    """Delete the raw readings older than `keep_days` (their use stays in the hourly table,
-    written in the same transaction as each reading). Each device keeps its last reading
-    before the horizon: a late reading after it then still finds its neighbour and splits
-    the use exactly. Returns how many were deleted."""
-    horizon = history_horizon(keep_days)
+async def prune_readings(
+    session: AsyncSession, *, keep_days: int, now: datetime | None = None
+) -> int:
+    """Delete the raw readings older than `keep_days` before `now` (their use stays in the
+    hourly table, written in the same transaction as each reading). Each device keeps its
+    last reading before the horizon: a late reading after it then still finds its neighbour
+    and splits the use exactly. Returns how many were deleted."""
+    horizon = history_horizon(keep_days, now)
     if horizon is None:
         return 0
     deleted = 0
