@@ -124,3 +124,21 @@ def test_unit_batches_compare_by_value() -> None:
     assert batch.in_units() == UnitBatch(
         batch.household_id, batch.agent_id, batch.in_units().readings
     )
+
+
+def test_the_benchmark_load_writes_exactly_what_an_agent_sends() -> None:
+    """The ingest benchmark writes its messages without the JSON encoder; they must be the
+    bytes an agent sends, or the gateway would measure its slower, general path."""
+    import json
+
+    from mornet.bench.ingest import _signed
+    from mornet.wire.telemetry import payload_signature_valid, private_key, signed_payload
+
+    key = private_key("bench-secret")
+    agent_id = str(uuid.uuid4())
+    payload = _signed(agent_id, key, "step1", "2026-11-01T10:00:00+00:00", 40, 3, 2)
+    message = json.loads(payload)
+    del message["sig"]
+    assert payload == signed_payload(message, key)
+    assert payload_signature_valid(payload, key.public_key())
+    assert not payload_signature_valid(payload.replace(b'"seq":41', b'"seq":42'), key.public_key())

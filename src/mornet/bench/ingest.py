@@ -38,7 +38,7 @@ from mornet.bench.harness import (
     scratch_postgres,
     scratch_sqlite,
 )
-from mornet.wire.telemetry import private_key, telemetry_topic
+from mornet.wire.telemetry import private_key, telemetry_topic, with_signature
 
 P99_BOUND_S = 2.0
 DRAIN_TIMEOUT_S = 120.0
@@ -153,9 +153,7 @@ def _signed(
         _READING.format(prefix=prefix, device=seq % devices, seq=seq, ts=ts)
         for seq in range(first, first + batch)
     )
-    canonical = f'{{"agent_id":"{agent_id}","readings":[{readings}]}}'.encode()
-    signature: bytes = key.sign(canonical)
-    return canonical[:-1] + b',"sig":"' + signature.hex().encode() + b'"}'
+    return with_signature(f'{{"agent_id":"{agent_id}","readings":[{readings}]}}'.encode(), key)
 
 
 def _bare_subscriber(port: int, duration: float, result: Any) -> None:

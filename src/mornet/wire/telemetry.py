@@ -81,7 +81,11 @@ def sign(message: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
 def signed_payload(message: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
     """The message as sent: its canonical JSON, with `sig` (the signature over exactly those
     bytes) added as the last member."""
-    body = canonical(message)
+    return with_signature(canonical(message), key)
+
+
+def with_signature(body: bytes, key: Ed25519PrivateKey) -> bytes:
+    """`body` (a JSON object's bytes, canonical) with `sig`, its signature, as last member."""
     return body[:-1] + b',"sig":"' + key.sign(body).hex().encode() + b'"}'
 
 
