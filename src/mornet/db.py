@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import aiosqlite
 from sqlalchemy import (
@@ -108,6 +108,12 @@ class ScaledDecimal(TypeDecorator[Decimal]):
         return Decimal(int(value)).scaleb(-self.scale)
 
 
+@overload
+def scaled_units(value: Decimal, scale: int) -> int: ...
+@overload
+def scaled_units(value: None, scale: int) -> None: ...
+@overload
+def scaled_units(value: Decimal | None, scale: int) -> int | None: ...
 def scaled_units(value: Decimal | None, scale: int) -> int | None:
     """What a `ScaledDecimal(scale)` column stores for `value`: a whole count of 10^-scale."""
     if value is None:
@@ -309,6 +315,7 @@ def unnest_rows(model: Any, columns: tuple[str, ...], shared: tuple[str, ...] = 
     return select(text(values)).select_from(text(f"unnest({_arrays_of(model, columns)})"))
 
 
+@functools.cache
 def unnest_positions(model: Any, columns: tuple[str, ...], alias: str) -> TextClause:
     """PostgreSQL: `unnest(:column::type[], …) WITH ORDINALITY AS alias(column…, position)`,
     the same arrays as `unnest_rows` with each row's 1-based position: a statement can then

@@ -87,14 +87,26 @@ async def _write(
             statement.values(as_units) if as_units else statement,
             [{**dict(zip(columns, row, strict=True)), **shared} for row in rows],
         )
+    from_arrays, parameters = _from_arrays(statement, model, columns, rows, shared)
+    return await session.execute(from_arrays, parameters)
+
+
+def _from_arrays(
+    statement: Any,
+    model: Any,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    shared: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """PostgreSQL: `statement` inserting its rows from one array per column (as their text,
+    `array_text`), and the parameters it takes."""
     parameters: dict[str, Any] = {
         name: array_text(values)
         for name, values in zip(columns, zip(*rows, strict=True), strict=True)
     }
-    parameters.update(shared)
     names = columns + tuple(shared)
     from_arrays = statement.from_select(names, unnest_rows(model, columns, tuple(shared)))
-    return await session.execute(from_arrays, parameters)
+    return from_arrays, {**parameters, **shared}
 
 
 async def insert_new_readings(
@@ -122,24 +134,16 @@ async def insert_new_readings(
         return [position[(h, d, s)] for h, d, s in result.all()]
     # The new rows come back as one array of their positions in the arrays sent: sending
     # every new row's key back costs more than storing it.
-    inserted = (
-        statement.from_select(
-            (*READING_COLUMNS, *shared), unnest_rows(Reading, READING_COLUMNS, tuple(shared))
-        )
-        .returning(*(readings.c[name] for name in key))
-        .cte("inserted")
-    )
+    from_arrays, parameters = _from_arrays(statement, Reading, READING_COLUMNS, rows, shared)
+    inserted = from_arrays.returning(*(readings.c[name] for name in key)).cte("inserted")
+    # The key columns' arrays again, numbered: the same parameters, sent once.
     offered = unnest_positions(Reading, key, "offered")
     query: Select[Any] = (
         select(func.array_agg(literal_column("offered.position")))
         .select_from(offered)
         .where(*(inserted.c[name] == literal_column(f"offered.{name}") for name in key))
     )
-    parameters: dict[str, Any] = {
-        name: array_text(values)
-        for name, values in zip(READING_COLUMNS, zip(*rows, strict=True), strict=True)
-    }
-    positions = (await session.execute(query, {**parameters, **shared})).scalar()
+    positions = (await session.execute(query, parameters)).scalar()
     return [p - 1 for p in positions or ()]
 
 

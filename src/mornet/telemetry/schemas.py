@@ -71,7 +71,12 @@ def _units(value: Decimal | None, scale: int) -> int | None:
     return int(value.quantize(_PLACES[scale], rounding=ROUND_HALF_EVEN).scaleb(scale))
 
 
-_PLACES = {scale: Decimal(1).scaleb(-scale) for scale in (3, 4, 6)}
+_PLACES = {
+    COUNTER_SCALE: COUNTER_PLACES,
+    POWER_SCALE: POWER_PLACES,
+    VOLTAGE_SCALE: VOLTAGE_PLACES,
+    CURRENT_SCALE: CURRENT_PLACES,
+}
 
 
 class WireReading(BaseModel):
@@ -131,16 +136,7 @@ class WireReading(BaseModel):
     def in_units(self) -> UnitReading:
         """The reading as stored, in whole units (see `UnitReading`)."""
         counter = self.value if self.energy_wh is None else self.energy_wh.scaleb(-3)
-        return UnitReading(
-            self.device_id,
-            self.resource.value,
-            self.ts,
-            self.seq,
-            _units(counter, COUNTER_SCALE) or 0,
-            _units(self.power_w, POWER_SCALE),
-            _units(self.voltage_v, VOLTAGE_SCALE),
-            _units(self.current_a, CURRENT_SCALE),
-        )
+        return _in_units(self, counter)
 
 
 class SignedReadings(BaseModel):
@@ -194,16 +190,21 @@ class NormalisedReading(BaseModel):
         )
 
     def in_units(self) -> UnitReading:
-        return UnitReading(
-            self.device_id,
-            self.resource.value,
-            self.ts,
-            self.seq,
-            _units(self.counter, COUNTER_SCALE) or 0,
-            _units(self.power_w, POWER_SCALE),
-            _units(self.voltage_v, VOLTAGE_SCALE),
-            _units(self.current_a, CURRENT_SCALE),
-        )
+        return _in_units(self, self.counter)
+
+
+def _in_units(reading: WireReading | NormalisedReading, counter: Decimal | None) -> UnitReading:
+    """A reading's measures rounded once to the units its table keeps."""
+    return UnitReading(
+        reading.device_id,
+        reading.resource.value,
+        reading.ts,
+        reading.seq,
+        _units(counter, COUNTER_SCALE) or 0,
+        _units(reading.power_w, POWER_SCALE),
+        _units(reading.voltage_v, VOLTAGE_SCALE),
+        _units(reading.current_a, CURRENT_SCALE),
+    )
 
 
 class NormalisedBatch(BaseModel):

@@ -50,8 +50,8 @@ from mornet.telemetry.schemas import (
 from mornet.wire.telemetry import (
     MAX_PAYLOAD_BYTES,
     household_of_topic,
-    payload_signature_valid,
     signature_valid,
+    signed_by,
     signed_part,
 )
 
@@ -152,10 +152,11 @@ async def _signed_as_sent(
     found = _SIGNED_AGENT.match(parts[0])
     if found is None:
         return None
+    body, signature = parts
     agent = await lookup(uuid.UUID(found[1].decode()))
-    if agent is None or not payload_signature_valid(payload, agent.verifier):
+    if agent is None or not signed_by(body, signature, agent.verifier):
         return None
-    return agent, parts[0]
+    return agent, body
 
 
 async def _signed_canonically(
@@ -262,7 +263,7 @@ class _Sample:
     resource: str
 
 
-_STEP_FLOOR_UNITS = {r: int(v.scaleb(COUNTER_SCALE)) for r, v in STEP_FLOOR.items()}
+_STEP_FLOOR_UNITS = {r: scaled_units(v, COUNTER_SCALE) for r, v in STEP_FLOOR.items()}
 
 
 def _use_between(earlier: CounterSample, later: CounterSample) -> int:
@@ -357,6 +358,7 @@ async def store_batches(
         household_id = batch.household_id
         for r in batch.readings:
             unique[(household_id, r.device_id, r.seq)] = (batch, r)
+    offered_readings = list(unique.values())  # `new` names them by their place here
     rows = [
         (
             batch.household_id,
@@ -370,10 +372,9 @@ async def store_batches(
             r.voltage,
             r.current,
         )
-        for batch, r in unique.values()
+        for batch, r in offered_readings
     ]
     new = await repository.insert_new_readings(session, rows, received_at=received)
-    offered_readings = list(unique.values())
     by_device: dict[tuple[uuid.UUID, str], list[UnitReading]] = defaultdict(list)
     for position in new:
         batch, reading = offered_readings[position]
@@ -403,7 +404,7 @@ async def store_batches(
             continue
         seqs = {sample.seq for sample in fresh}
         around = [
-            _Sample(r.seq, _counter_units(r.counter), r.ts, str(r.resource))
+            _Sample(r.seq, scaled_units(r.counter, COUNTER_SCALE), r.ts, str(r.resource))
             for r in await repository.device_readings_around(
                 session, household_id, device_id, fresh[0].seq, fresh[-1].seq
             )
@@ -424,10 +425,6 @@ async def store_batches(
     )
     await repository.add_consumption(session, {k: v for k, v in deltas.items() if v != 0})
     return Stored(new=len(new), duplicate=offered - len(new))
-
-
-def _counter_units(counter: Decimal) -> int:
-    return int(counter.scaleb(COUNTER_SCALE))
 
 
 async def arrivals_of_devices(
@@ -684,8 +681,5 @@ async def import_hourly_use(
     kept elsewhere before it joined, or a benchmark's seed."""
     await repository.add_consumption(
         session,
-        {
-            (h, r, PLUG, hour): scaled_units(q, COUNTER_SCALE) or 0
-            for (h, r, hour), q in use.items()
-        },
+        {(h, r, PLUG, hour): scaled_units(q, COUNTER_SCALE) for (h, r, hour), q in use.items()},
     )

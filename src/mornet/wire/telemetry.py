@@ -111,13 +111,7 @@ def payload_signature_valid(payload: bytes, key: Ed25519PublicKey) -> bool:
     """Whether the payload's signature covers the bytes before it (see `signed_payload`).
     Those bytes are what the agent signed, so a message read from them is the agent's."""
     parts = signed_part(payload)
-    if parts is None:
-        return False
-    try:
-        key.verify(parts[1], parts[0])
-    except InvalidSignature:
-        return False
-    return True
+    return parts is not None and signed_by(*parts, key)
 
 
 def signature_valid(message: dict[str, Any], key: Ed25519PublicKey) -> bool:
@@ -125,8 +119,17 @@ def signature_valid(message: dict[str, Any], key: Ed25519PublicKey) -> bool:
     if not isinstance(sent, str) or len(sent) != 128:
         return False
     try:
-        key.verify(bytes.fromhex(sent), canonical(message))
-    except (InvalidSignature, ValueError):
+        signature = bytes.fromhex(sent)
+    except ValueError:
+        return False
+    return signed_by(canonical(message), signature, key)
+
+
+def signed_by(body: bytes, signature: bytes, key: Ed25519PublicKey) -> bool:
+    """Whether `signature` is `key`'s over `body`."""
+    try:
+        key.verify(signature, body)
+    except InvalidSignature:
         return False
     return True
 
