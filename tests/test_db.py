@@ -159,3 +159,43 @@ async def test_array_text_reads_back_every_value_on_postgresql() -> None:
     assert array_text([1, "1,2"]) == '{1,"1,2"}'
     with pytest.raises(TypeError):
         array_text([1.5])
+
+
+async def test_a_pooled_postgresql_connection_costs_no_ping_and_a_closed_one_is_replaced() -> None:
+    """Checking a connection out of the pool sends nothing to the server (a ping was three
+    round trips — BEGIN, `;`, ROLLBACK — per transaction); a connection the server closed
+    since it was pooled is replaced at checkout, so the next transaction works."""
+    from tests.conftest import POSTGRES_URL
+
+    engine = create_engine(POSTGRES_URL)
+    sent: list[str] = []
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            driver.add_query_logger(lambda record: sent.append(record.query))
+            first_pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+        sent.clear()
+        async with engine.begin() as connection:  # the same pooled connection
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) == first_pid
+        assert sent == ["BEGIN;", "COMMIT;"], sent
+
+        # The server ends that connection while it sits in the pool.
+        async with engine.connect() as other:
+            other_pid = await other.scalar(text("SELECT pg_backend_pid()"))
+            assert other_pid == first_pid  # one connection in the pool: the same again
+        killer = create_engine(POSTGRES_URL)
+        try:
+            async with killer.connect() as connection:
+                await connection.execute(
+                    text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid}
+                )
+        finally:
+            await killer.dispose()
+        await asyncio.sleep(0.2)  # the termination reaches the pooled connection's socket
+        async with engine.begin() as connection:
+            assert await connection.scalar(text("SELECT 1")) == 1
+            assert await connection.scalar(text("SELECT pg_backend_pid()")) != first_pid
+    finally:
+        await engine.dispose()

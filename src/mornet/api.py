@@ -177,7 +177,7 @@ def create_app(runtime: Runtime, *, simulate: int = 0) -> FastAPI:
     )
     app.state.platform = _as_platform(runtime)
     if runtime.bank is None:
-        runtime.bank = open_bank(runtime.settings, runtime.secrets, app)
+        runtime.bank = open_bank(runtime.settings, runtime.secrets, app, runtime.sessions)
     # Sections other contexts add to the household page.
     app.state.household_panels = [
         telemetry_pages.today_panel,

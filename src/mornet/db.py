@@ -167,17 +167,15 @@ def create_engine(url: str) -> AsyncEngine:
     ensure_private_sqlite_file(url)
     # Enough pooled connections for the requests in flight: a connection opened beyond the
     # pool is closed after its transaction, and opening one (a worker thread and the pragmas
-    # on SQLite, a login on PostgreSQL) costs more than the transaction. A server connection
-    # may have died since it was pooled, so it is pinged on checkout; a SQLite file cannot
-    # disconnect, and the ping would cost a worker-thread round trip per request.
+    # on SQLite, a login on PostgreSQL) costs more than the transaction.
     pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE}
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
             pool["async_creator"] = lambda: InlineReadsConnection.open(database)
-    else:
-        pool["pool_pre_ping"] = True
     engine = create_async_engine(async_url(url), **pool)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -190,6 +188,15 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A server connection may have ended since it was pooled (a restart, an idle timeout,
+    an operator's `pg_terminate_backend`). asyncpg sees the server close it when that
+    happens, so the pool replaces such a connection at checkout without asking the server:
+    SQLAlchemy's ping costs three round trips (BEGIN, `;`, ROLLBACK) per transaction."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise sa_exc.DisconnectionError("the server closed this pooled connection")
 
 
 class InlineReadsConnection(aiosqlite.Connection):

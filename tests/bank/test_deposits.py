@@ -3,14 +3,17 @@ the bank notifies (repeatedly, out of order), GCC is minted once through the out
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mornet.bank import service
 from mornet.bank.models import BankAlert, BankNotification, Deposit
 from mornet.bank.protocol import PaymentStatus, sign
 from mornet.bank.runtime import mint_round
@@ -427,3 +430,195 @@ async def test_deposits_confirmed_together_are_minted_in_one_batch(
     for index, user_id in enumerate(user_ids):
         wallet = await wallets.wallet_of(session, user_id)
         assert await chain.balance_of("GCC", wallet.address) == (10 + index) * 10**18
+
+
+async def _open_deposits(
+    client: httpx.AsyncClient, session: AsyncSession, count: int
+) -> list[dict[str, Any]]:
+    _, headers = await user_with_token(client, session)
+    return [await flows.deposit(client, headers, f"{10 + index}") for index in range(count)]
+
+
+async def test_notifications_taken_together_are_each_handled_as_alone(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """One group (one transaction) holding repeats, reversed statuses, a forgery, a mismatch,
+    a decline and a malformed one: each gets the outcome it gets alone."""
+    sandbox = flows.sandbox_of(banking)
+    paid, both, forged, mismatched, declined = await _open_deposits(client, session, 5)
+
+    def note(deposit: dict[str, Any], status: PaymentStatus) -> dict[str, Any]:
+        return sandbox.notification(sandbox.payments[deposit["payment_id"]], status)
+
+    def resigned(body: dict[str, Any], **change: Any) -> dict[str, Any]:
+        fields = {k: v for k, v in {**body, **change}.items() if k != "Token"}
+        return {**fields, "Token": sign(fields, sandbox.password)}
+
+    confirmed = note(paid, PaymentStatus.CONFIRMED)
+    group = [
+        confirmed,
+        note(paid, PaymentStatus.AUTHORIZED),  # late news after the confirmation
+        confirmed,  # the same notification twice in one group
+        note(both, PaymentStatus.AUTHORIZED),
+        note(both, PaymentStatus.CONFIRMED),
+        {**note(forged, PaymentStatus.CONFIRMED), "Amount": 99_999_900},  # token broken
+        resigned(note(mismatched, PaymentStatus.CONFIRMED), Amount=99_999_900),
+        note(declined, PaymentStatus.REJECTED),
+        resigned({"TerminalKey": sandbox.terminal_key, "Status": "CONFIRMED"}),
+    ]
+    async with banking.sessions.begin() as batch:
+        outcomes = await service.receive_notifications(batch, flows.bank_of(banking).gateway, group)
+    assert [None if o is None else (o.status, o.code) for o in outcomes] == [
+        None,
+        None,
+        None,
+        None,
+        None,
+        (403, "bad_token"),
+        (422, "notification_refused"),
+        None,
+        (422, "validation_error"),
+    ]
+    await flows.settle(banking, chain)
+
+    session.expire_all()
+    for deposit, expected in (
+        (paid, ("CONFIRMED", True, 1)),
+        (both, ("CONFIRMED", True, 1)),
+        (forged, ("NEW", False, 0)),
+        (mismatched, ("NEW", False, 0)),
+        (declined, ("REJECTED", False, 0)),
+    ):
+        stored = await session.get(Deposit, uuid.UUID(deposit["id"]))
+        assert stored is not None
+        mints = await _mints(session, deposit["id"])
+        assert (stored.status, stored.minted, len(mints)) == expected, deposit
+    kept = await session.scalars(select(BankNotification.payment_id, BankNotification.status))
+    assert sorted(kept.all()) == sorted(
+        [
+            paid["payment_id"],
+            paid["payment_id"],
+            both["payment_id"],
+            both["payment_id"],
+            declined["payment_id"],
+        ]
+    )
+    alerts = await session.scalars(select(BankAlert.deposit_id))
+    assert alerts.all() == [uuid.UUID(mismatched["id"])]
+
+
+async def test_any_grouping_of_repeated_reordered_deliveries_mints_once(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """However a payment's deliveries (each status 1 to 4 times, in any order) fall into groups,
+    and whatever else shares those groups, each deposit is confirmed and minted once."""
+    import random
+
+    sandbox = flows.sandbox_of(banking)
+    gateway = flows.bank_of(banking).gateway
+    deposits = await _open_deposits(client, session, 12)
+    draw = random.Random(20261206)
+    deliveries: list[dict[str, Any]] = []
+    for deposit in deposits:
+        payment = sandbox.payments[deposit["payment_id"]]
+        for status in (PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED):
+            deliveries += [sandbox.notification(payment, status)] * draw.randint(1, 4)
+    draw.shuffle(deliveries)
+    while deliveries:
+        size = draw.randint(1, 12)
+        group, deliveries = deliveries[:size], deliveries[size:]
+        async with banking.sessions.begin() as batch:
+            outcomes = await service.receive_notifications(batch, gateway, group)
+            assert outcomes == [None] * len(group)
+    await flows.settle(banking, chain)
+
+    session.expire_all()
+    for deposit in deposits:
+        stored = await session.get(Deposit, uuid.UUID(deposit["id"]))
+        assert stored is not None
+        assert (stored.status, stored.minted) == ("CONFIRMED", True)
+        [mint] = await _mints(session, deposit["id"])
+        assert mint.status == "confirmed"
+    stored_count = await session.scalar(select(func.count()).select_from(BankNotification))
+    assert stored_count == 2 * len(deposits)
+
+
+async def test_notifications_arriving_together_share_transactions(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Sent at once over HTTP, 40 notifications are taken in fewer transactions than there
+    are notifications, and each request is answered `OK` (or refused) for its own."""
+    from sqlalchemy import event
+
+    sandbox = flows.sandbox_of(banking)
+    deposits = await _open_deposits(client, session, 20)
+    bodies = [
+        sandbox.notification(sandbox.payments[d["payment_id"]], status)
+        for d in deposits
+        for status in (PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED)
+    ]
+    forged = {**bodies[0], "Token": "0" * 64}
+    began: list[object] = []
+
+    def count(_connection: object) -> None:
+        began.append(_connection)
+
+    event.listen(banking.engine.sync_engine, "begin", count)
+    try:
+        answers = await asyncio.gather(
+            *(client.post(NOTIFICATIONS, json=body) for body in [*bodies, forged])
+        )
+    finally:
+        event.remove(banking.engine.sync_engine, "begin", count)
+    assert [(a.status_code, a.text) for a in answers[:-1]] == [(200, "OK")] * len(bodies)
+    assert answers[-1].status_code == 403
+    assert len(began) < len(bodies), len(began)
+    await flows.settle(banking, chain)
+    session.expire_all()
+    minted = await session.scalar(
+        select(func.count())
+        .select_from(Deposit)
+        .where(Deposit.minted, Deposit.mint_key.is_not(None))
+    )
+    assert minted == len(deposits)
+
+
+async def test_a_notification_that_fails_in_a_group_fails_alone(
+    banking: Runtime,
+    chain: ChainHandle,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When a group's transaction fails, its notifications are taken again one by one: the
+    one that cannot be handled gets a 500 (the bank sends it again), the others `OK`."""
+    sandbox = flows.sandbox_of(banking)
+    deposits = await _open_deposits(client, session, 6)
+    poison = deposits[2]["payment_id"]
+    taken = service.receive_notifications
+
+    async def failing(
+        batch: AsyncSession, gateway: service.BankGateway, payloads: list[dict[str, Any]]
+    ) -> list[Any]:
+        if any(str(p.get("PaymentId")) == poison for p in payloads):
+            raise RuntimeError("the database went away mid-group")
+        return await taken(batch, gateway, payloads)
+
+    monkeypatch.setattr(service, "receive_notifications", failing)
+    bodies = [
+        sandbox.notification(sandbox.payments[d["payment_id"]], PaymentStatus.CONFIRMED)
+        for d in deposits
+    ]
+    # As the bank sees it over the network: an unhandled failure is a 500 answer.
+    app = client._transport.app  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bank") as bank:
+        answers = await asyncio.gather(*(bank.post(NOTIFICATIONS, json=b) for b in bodies))
+    assert [a.status_code for a in answers] == [200, 200, 500, 200, 200, 200]
+    monkeypatch.setattr(service, "receive_notifications", taken)
+    again = await client.post(NOTIFICATIONS, json=bodies[2])  # the bank sends it again
+    assert (again.status_code, again.text) == (200, "OK")
+    await flows.settle(banking, chain)
+    session.expire_all()
+    for deposit in deposits:
+        assert len(await _mints(session, deposit["id"])) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import structlog
@@ -14,6 +14,27 @@ from mornet.bank.protocol import PaymentStatus, PayoutStatus, sign
 from mornet.errors import MornetError
 
 log = structlog.get_logger(__name__)
+
+
+class JsonAnswer(Protocol):
+    """What the adapter reads of an HTTP answer."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+class JsonClient(Protocol):
+    """How the adapter reaches the bank: an `httpx.AsyncClient` for T-Bank, or a caller of
+    the app in this process for the sandbox bank (`mornet.web.inprocess.AppClient`)."""
+
+    async def post(self, url: str, *, json: Any) -> JsonAnswer: ...
+
+    async def aclose(self) -> None: ...
 
 
 class BankUnavailable(MornetError):
@@ -55,9 +76,7 @@ def kopecks(amount: Decimal) -> int:
 
 
 class TBankAdapter:
-    def __init__(
-        self, base_url: str, terminal_key: str, password: str, client: httpx.AsyncClient
-    ) -> None:
+    def __init__(self, base_url: str, terminal_key: str, password: str, client: JsonClient) -> None:
         self.base_url = base_url.rstrip("/")
         self.terminal_key = terminal_key
         self.password = password

@@ -6,7 +6,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from mornet.bank.runtime import Bank
+from mornet.bank.runtime import Bank, NotificationDesk
 from mornet.bank.service import BankGateway
 from mornet.dependencies import platform_of
 from mornet.errors import MornetError, may_answer
@@ -26,10 +26,14 @@ class BankNotOpen(MornetError):
 
 def bank_of(platform: object) -> BankGateway:
     """The bank of the composition root (the runtime), narrowed to what bank knows of it."""
+    return _open_bank(platform).gateway
+
+
+def _open_bank(platform: object) -> Bank:
     host: BankHost = platform  # type: ignore[assignment]
     if host.bank is None:
         raise BankNotOpen()
-    return host.bank.gateway
+    return host.bank
 
 
 @may_answer(503)
@@ -38,3 +42,11 @@ async def get_bank(request: Request) -> BankGateway:
 
 
 BankDep = Annotated[BankGateway, Depends(get_bank)]
+
+
+@may_answer(503)
+async def get_notification_desk(request: Request) -> NotificationDesk:
+    return _open_bank(platform_of(request)).notifications
+
+
+NotificationDeskDep = Annotated[NotificationDesk, Depends(get_notification_desk)]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from mornet.bank import runtime as bank_runtime
 from mornet.bank import service
-from mornet.bank.dependencies import BankDep
+from mornet.bank.dependencies import BankDep, NotificationDeskDep
 from mornet.bank.schemas import (
     AlertOut,
     BankCheckOut,
@@ -167,13 +167,12 @@ async def reserves(_: AdminUser, session: SessionDep, handle: ChainDep) -> Reser
     },
 )
 async def tbank_notification(
-    session: SessionDep, bank: BankDep, payload: dict[str, Any] = Body(...)
+    desk: NotificationDeskDep, payload: dict[str, Any] = Body(...)
 ) -> Response:
     """The bank's payment notifications. `OK` only once the notification is stored."""
-    try:
-        await service.receive_notification(session, bank, payload)
-    except service.NotificationRefused as refused:
-        await session.commit()  # keep the alert; the refusal is the answer
-        return JSONResponse(error_body(refused.code, refused.message), refused.status)
-    await session.commit()
+    refused = await desk.receive(payload)
+    if refused is not None:  # a refused one's alert is kept: the refusal is the answer
+        return JSONResponse(
+            error_body(refused.code, refused.message), refused.status, headers=refused.headers
+        )
     return PlainTextResponse("OK")

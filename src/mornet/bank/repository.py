@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mornet.access import Actor, readable_by
+from mornet.bank.lifecycle import DepositState
 from mornet.bank.models import (
     BankAlert,
     BankCard,
@@ -48,19 +49,64 @@ async def page_of_user(
     return await fetch_page(session, query, page)
 
 
-async def set_deposit_state(session: AsyncSession, deposit: Deposit, **values: Any) -> None:
-    """Write a locked deposit's new state with one update, and show it on `deposit` as
+async def set_deposit_states(
+    session: AsyncSession, states: Sequence[tuple[Deposit, DepositState]], *, updated_at: datetime
+) -> None:
+    """Write locked deposits' new states with one statement, and show each on its object as
     stored (not as a change still to flush: the notification path writes nothing else)."""
+    if not states:
+        return
+    table = table_of(Deposit)
     await session.execute(
-        update(table_of(Deposit)).where(Deposit.id == deposit.id).values(**values)
+        update(table)
+        .where(table.c.id == bindparam("deposit"))
+        .values(
+            status=bindparam("new_status"),
+            minted=bindparam("new_minted"),
+            refunded=bindparam("new_refunded"),
+            updated_at=bindparam("new_updated_at"),
+        ),
+        [
+            {
+                "deposit": deposit.id,
+                "new_status": state.status.value,
+                "new_minted": state.minted,
+                "new_refunded": state.refunded,
+                "new_updated_at": updated_at,
+            }
+            for deposit, state in states
+        ],
     )
-    for key, value in values.items():
-        set_committed_value(deposit, key, value)
+    for deposit, state in states:
+        set_committed_value(deposit, "status", state.status.value)
+        set_committed_value(deposit, "minted", state.minted)
+        set_committed_value(deposit, "refunded", state.refunded)
+        set_committed_value(deposit, "updated_at", updated_at)
 
 
 async def by_order_for_update(session: AsyncSession, order_id: str) -> Deposit | None:
     """The deposit, locked until the transaction ends (one notification at a time per deposit)."""
-    return await locked_one(session, Deposit, Deposit.order_id == order_id)
+    return (await by_orders_for_update(session, [order_id])).get(order_id)
+
+
+async def by_orders_for_update(
+    session: AsyncSession, order_ids: Collection[str]
+) -> dict[str, Deposit]:
+    """The deposits of these orders (by order id), locked until the transaction ends and read
+    fresh. Rows are locked in one order (by id), so two transactions locking overlapping sets
+    wait for each other instead of deadlocking."""
+    if not order_ids:
+        return {}
+    matching = Deposit.order_id.in_(sorted(order_ids))
+    await lock_rows(session, Deposit, matching)
+    rows = await session.scalars(
+        select(Deposit)
+        .where(matching)
+        .order_by(Deposit.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {deposit.order_id: deposit for deposit in rows}
 
 
 async def open_deposits(
@@ -119,19 +165,40 @@ async def record_notification(
     session: AsyncSession, payment_id: str, status: str, payload: dict[str, Any]
 ) -> bool:
     """Store a (payment, status) notification; False when it was stored before."""
+    return (payment_id, status) in await record_notifications(
+        session, [(payment_id, status, payload)]
+    )
+
+
+async def record_notifications(
+    session: AsyncSession, notifications: Sequence[tuple[str, str, dict[str, Any]]]
+) -> set[tuple[str, str]]:
+    """Store (payment, status, payload) notifications with one statement, each (payment,
+    status) once. Returns those stored now: the rest were stored before (or are repeated)."""
+    rows = {
+        (payment_id, status): payload for payment_id, status, payload in reversed(notifications)
+    }  # the first of repeats wins
+    if not rows:
+        return set()
+    received_at = utcnow()
     stored = await session.execute(
         insert_for(session, BankNotification)
         .values(
-            id=uuid.uuid4(),
-            payment_id=payment_id,
-            status=status,
-            payload=payload,
-            received_at=utcnow(),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "payment_id": payment_id,
+                    "status": status,
+                    "payload": payload,
+                    "received_at": received_at,
+                }
+                for (payment_id, status), payload in rows.items()
+            ]
         )
         .on_conflict_do_nothing(index_elements=["payment_id", "status"])
-        .returning(BankNotification.id)
+        .returning(BankNotification.payment_id, BankNotification.status)
     )
-    return stored.first() is not None
+    return {(payment_id, status) for payment_id, status in stored.all()}
 
 
 def alert(

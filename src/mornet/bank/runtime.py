@@ -10,6 +10,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -17,21 +18,99 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mornet.bank import sandbox, service
-from mornet.bank.adapter import TBankAdapter
+from mornet.bank.adapter import JsonClient, TBankAdapter
 from mornet.bank.service import BankGateway, reconcile_deposit, stale_deposits
 from mornet.chain import service as chain
 from mornet.config import ConfigurationError, RuntimeSecrets, Settings
 from mornet.db import unit_of_work
+from mornet.errors import MornetError
+from mornet.web.inprocess import AppClient
 
 INTERNAL = "http://mornet.internal"
 log = structlog.get_logger(__name__)
+
+
+class NotificationDesk:
+    """Where the bank's notifications are taken, a group at a time: the notifications that
+    arrive while one transaction runs share the next one (a group commit), and each request
+    answers once the transaction holding its notification committed. Under load a
+    notification costs a fraction of a transaction of its own; alone, it waits for nothing.
+
+    A group whose transaction fails is taken again one notification per transaction, so a
+    notification that cannot be handled fails on its own (the bank sends it again)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: BankGateway,
+        *,
+        group_limit: int = 256,
+    ) -> None:
+        self.sessions = sessions
+        self.gateway = gateway
+        self.group_limit = group_limit
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[MornetError | None]]] = []
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def receive(self, payload: dict[str, Any]) -> MornetError | None:
+        """Handle one notification: None once it is handled and committed (answer `OK`), or
+        why it is refused (`service.receive_notifications`)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._take_forever(), name="bank-notifications")
+        outcome: asyncio.Future[MornetError | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((payload, outcome))
+        self._arrived.set()
+        return await outcome
+
+    async def _take_forever(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._waiting:
+                group = self._waiting[: self.group_limit]
+                del self._waiting[: self.group_limit]
+                await self._take(group)
+
+    async def _take(
+        self, group: list[tuple[dict[str, Any], asyncio.Future[MornetError | None]]]
+    ) -> None:
+        try:
+            async with unit_of_work(self.sessions) as session:
+                outcomes = await service.receive_notifications(
+                    session, self.gateway, [payload for payload, _ in group]
+                )
+        except Exception as exc:
+            if len(group) > 1:
+                for one in group:
+                    await self._take([one])
+                return
+            log.exception("bank.notification_failed")
+            _, waiting = group[0]
+            if not waiting.done():  # its request may have gone (the bank hung up)
+                waiting.set_exception(exc)
+            return
+        for (_, waiting), outcome in zip(group, outcomes, strict=True):
+            if not waiting.done():
+                waiting.set_result(outcome)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for _, waiting in self._waiting:  # not taken: their requests end unanswered
+            waiting.cancel()
+        self._waiting.clear()
 
 
 @dataclass
 class Bank:
     gateway: BankGateway
     sandbox: sandbox.SandboxBank | None
-    clients: list[httpx.AsyncClient]
+    clients: list[JsonClient]
+    notifications: NotificationDesk
     payouts_due: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a withdrawal is held: its payout starts without waiting for the next round."""
     mints_due: asyncio.Event = field(default_factory=asyncio.Event)
@@ -40,6 +119,7 @@ class Bank:
     async def close(self) -> None:
         if self.sandbox is not None:
             await self.sandbox.close()
+        await self.notifications.close()
         for client in self.clients:
             await client.aclose()
 
@@ -50,7 +130,12 @@ def sandbox_password(secrets: RuntimeSecrets) -> str:
     return hmac.new(secrets.jwt_secret.encode(), b"mornet sandbox bank", hashlib.sha256).hexdigest()
 
 
-def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank:
+def open_bank(
+    settings: Settings,
+    secrets: RuntimeSecrets,
+    app: FastAPI,
+    sessions: async_sessionmaker[AsyncSession],
+) -> Bank:
     def gateway(adapter: TBankAdapter) -> BankGateway:
         return BankGateway(
             adapter=adapter,
@@ -72,13 +157,13 @@ def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank
         adapter = TBankAdapter(
             settings.bank_url, settings.bank_terminal_key, settings.bank_password, client
         )
-        return Bank(gateway(adapter), None, [client])
+        theirs = gateway(adapter)
+        return Bank(theirs, None, [client], NotificationDesk(sessions, theirs))
     # The sandbox: the app calls its own /sandbox/tbank routes, and the sandbox notifies the
-    # app, both in-process (no port, no network), through the real protocol.
-    # A failure inside the app is an answer (500) to the sandbox, as over a network: it
-    # sends the notification again rather than dying with the exception.
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    internal = httpx.AsyncClient(transport=transport, base_url=INTERNAL)
+    # app, both in-process (no port, no network), through the real protocol and the app's
+    # whole request stack. A failure inside the app is an answer (500) to the sandbox, as
+    # over a network: it sends the notification again rather than dying with the exception.
+    internal = AppClient(app)
     terminal_key = settings.bank_terminal_key or sandbox.TERMINAL_KEY
     password = settings.bank_password or sandbox_password(secrets)
     bank = sandbox.SandboxBank(
@@ -89,7 +174,8 @@ def open_bank(settings: Settings, secrets: RuntimeSecrets, app: FastAPI) -> Bank
     )
     app.include_router(sandbox.sandbox_router(bank, return_url="/bank/withdrawals"))
     adapter = TBankAdapter(sandbox.PREFIX, terminal_key, password, internal)
-    return Bank(gateway(adapter), bank, [internal])
+    ours = gateway(adapter)
+    return Bank(ours, bank, [internal], NotificationDesk(sessions, ours))
 
 
 async def reconcile_forever(

@@ -19,6 +19,7 @@ import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from mornet.bank.adapter import JsonClient
 from mornet.bank.protocol import LINKCARD, PaymentStatus, PayoutStatus, sign, verify
 
 log = structlog.get_logger(__name__)
@@ -59,7 +60,7 @@ class SandboxPayout:
 class SandboxBank:
     terminal_key: str
     password: str
-    notifier: httpx.AsyncClient | None = None
+    notifier: JsonClient | None = None
     """How notifications reach the platform (in-process: an ASGI transport to the app)."""
     duplicates: int = 1
     """Test hook: send every notification this many times."""

@@ -41,7 +41,7 @@ from mornet.chain.errors import ChainUnavailable
 from mornet.chain.schemas import OperationKind, from_base_units, to_base_units
 from mornet.changes import topics_of
 from mornet.db import insert_objects, utcnow
-from mornet.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mornet.errors import Conflict, Forbidden, MornetError, NotFound, ValidationFailed
 from mornet.pagination import PageRequest
 from mornet.tokens import service as tokens
 from mornet.wallets import service as wallets
@@ -152,44 +152,112 @@ class NotificationRefused(ValidationFailed):
     code = "notification_refused"
 
 
-async def receive_notification(
-    session: AsyncSession, gateway: BankGateway, payload: dict[str, Any]
-) -> None:
-    """Take one notification from the bank. Returns when it is handled (answer `OK` once the
-    transaction commits); raises `Forbidden` for a forged one (nothing stored) and
-    `NotificationRefused` for one that does not match its deposit (an alert is recorded:
-    the caller commits before answering)."""
-    if payload.get("TerminalKey") != gateway.terminal_key or not verify(payload, gateway.password):
-        raise Forbidden("the notification's terminal or token is wrong", code="bad_token")
-    if payload.get("NotificationType") == LINKCARD:
-        await _card_bound(session, payload)
-        return
+@dataclass(frozen=True)
+class _PaymentReport:
+    """A notification about a payment (a deposit's or a withdrawal's payout), as parsed."""
+
+    index: int
+    payment_id: str
+    reported: str
+    order_id: str
+    amount: int
+    payload: dict[str, Any]
+
+
+def _payment_report(index: int, payload: dict[str, Any]) -> _PaymentReport:
     try:
-        payment_id = str(payload["PaymentId"])
-        reported = str(payload["Status"])
-        order_id = str(payload["OrderId"])
-        amount = int(payload["Amount"])
+        return _PaymentReport(
+            index=index,
+            payment_id=str(payload["PaymentId"]),
+            reported=str(payload["Status"]),
+            order_id=str(payload["OrderId"]),
+            amount=int(payload["Amount"]),
+            payload=payload,
+        )
     except (KeyError, ValueError, TypeError) as exc:
         raise ValidationFailed(f"not a payment notification: {exc!r}") from exc
-    deposit = await repository.by_order_for_update(session, order_id)
-    if deposit is None:
-        withdrawal = await repository.withdrawal_for_update(
-            session, Withdrawal.order_id == order_id
-        )
-        if withdrawal is not None:
-            await _payout_notified(session, withdrawal, payment_id, reported, amount, payload)
-            return
+
+
+async def receive_notifications(
+    session: AsyncSession, gateway: BankGateway, payloads: Sequence[dict[str, Any]]
+) -> list[MornetError | None]:
+    """Take notifications from the bank, in order, in the caller's transaction. Returns each
+    one's outcome:
+
+    - None: handled (answer `OK` once the transaction commits);
+    - `Forbidden` (a forged one) or `ValidationFailed` (not a notification): nothing stored;
+    - `NotificationRefused`: it does not match its deposit or withdrawal; an alert is
+      recorded, so commit before answering the refusal.
+
+    The deposits they name are locked with one statement, their notifications stored with
+    another and their new states written with a third, however many there are."""
+    outcomes: list[MornetError | None] = [None] * len(payloads)
+    reports: list[_PaymentReport] = []
+    for index, payload in enumerate(payloads):
+        try:
+            if payload.get("TerminalKey") != gateway.terminal_key or not verify(
+                payload, gateway.password
+            ):
+                raise Forbidden("the notification's terminal or token is wrong", code="bad_token")
+            if payload.get("NotificationType") == LINKCARD:
+                await _card_bound(session, payload)
+                continue
+            reports.append(_payment_report(index, payload))
+        except (Forbidden, ValidationFailed) as refused:
+            outcomes[index] = refused
+    deposits = await repository.by_orders_for_update(session, {r.order_id for r in reports})
+    matched: list[tuple[_PaymentReport, Deposit, PaymentStatus]] = []
+    for report in reports:
+        try:
+            deposit = deposits.get(report.order_id)
+            if deposit is None:
+                withdrawal = await repository.withdrawal_for_update(
+                    session, Withdrawal.order_id == report.order_id
+                )
+                if withdrawal is not None:
+                    await _payout_notified(
+                        session,
+                        withdrawal,
+                        report.payment_id,
+                        report.reported,
+                        report.amount,
+                        report.payload,
+                    )
+                    continue
+            matched.append((report, *await _matching(session, deposit, report)))
+        except ValidationFailed as refused:  # NotificationRefused among them
+            outcomes[report.index] = refused
+    # Only a notification that matches its deposit counts as handled: a refused one must
+    # not shadow the genuine one that may follow.
+    stored = await repository.record_notifications(
+        session, [(r.payment_id, status.value, r.payload) for r, _, status in matched]
+    )
+    news: list[tuple[Deposit, PaymentStatus]] = []
+    for report, deposit, status in matched:
+        key = (report.payment_id, status.value)
+        if key in stored:  # else the bank resent it: handled already
+            stored.discard(key)  # the same notification twice here: once
+            news.append((deposit, status))
+    await _advance(session, news)
+    return outcomes
+
+
+async def _matching(
+    session: AsyncSession, deposit: Deposit | None, report: _PaymentReport
+) -> tuple[Deposit, PaymentStatus]:
+    """The deposit and status a payment notification reports, if it matches our deposit;
+    else an alert is recorded and `NotificationRefused` raised."""
     try:
-        status = PaymentStatus(reported)
+        status = PaymentStatus(report.reported)
     except ValueError as exc:
-        raise ValidationFailed(f"not a payment status: {reported!r}") from exc
+        raise ValidationFailed(f"not a payment status: {report.reported!r}") from exc
     mismatch = None
     if deposit is None:
-        mismatch = f"unknown order {order_id!r}"
-    elif deposit.payment_id != payment_id:
-        mismatch = f"payment {payment_id} is not the one opened for order {order_id}"
-    elif amount != kopecks(deposit.amount):
-        mismatch = f"amount {amount} kopecks, the deposit is {kopecks(deposit.amount)}"
+        mismatch = f"unknown order {report.order_id!r}"
+    elif deposit.payment_id != report.payment_id:
+        mismatch = f"payment {report.payment_id} is not the one opened for order {report.order_id}"
+    elif report.amount != kopecks(deposit.amount):
+        mismatch = f"amount {report.amount} kopecks, the deposit is {kopecks(deposit.amount)}"
     if mismatch is not None:
         await raise_alert(
             session,
@@ -199,26 +267,21 @@ async def receive_notification(
         )
         raise NotificationRefused(f"refused: {mismatch}")
     assert deposit is not None
-    # Only a notification that matches its deposit counts as handled: a refused one must
-    # not shadow the genuine one that may follow.
-    if not await repository.record_notification(session, payment_id, status.value, payload):
-        return  # the bank resent it: handled already
-    await _advance(session, deposit, status)
+    return deposit, status
 
 
-async def _advance(session: AsyncSession, deposit: Deposit, status: PaymentStatus) -> None:
-    """Apply one report of the bank (a notification or a GetState answer) to the deposit."""
-    before = DepositState(PaymentStatus(deposit.status), deposit.minted, deposit.refunded)
-    after, effects = apply(before, status)
-    await repository.set_deposit_state(
-        session,
-        deposit,
-        status=after.status.value,
-        minted=after.minted,
-        refunded=after.refunded,
-        updated_at=utcnow(),
-    )
-    for effect in effects:
+async def _advance(session: AsyncSession, reports: Sequence[tuple[Deposit, PaymentStatus]]) -> None:
+    """Apply the bank's reports (notifications or GetState answers), in order, to their
+    locked deposits: one write of every reported deposit's state, then the effects."""
+    states: dict[uuid.UUID, tuple[Deposit, DepositState]] = {}
+    effects: list[tuple[Deposit, Effect, PaymentStatus, PaymentStatus]] = []
+    for deposit, status in reports:
+        before = states.get(deposit.id, (deposit, _state_of(deposit)))[1]
+        after, done = apply(before, status)
+        states[deposit.id] = (deposit, after)
+        effects.extend((deposit, effect, status, before.status) for effect in done)
+    await repository.set_deposit_states(session, list(states.values()), updated_at=utcnow())
+    for deposit, effect, status, before_status in effects:
         if effect == Effect.MINT:
             await outbox.record(
                 session,
@@ -238,9 +301,13 @@ async def _advance(session: AsyncSession, deposit: Deposit, status: PaymentStatu
             await raise_alert(
                 session,
                 kind=str(effect),
-                detail=f"{status.value} after {before.status.value} for {deposit.amount} RUB",
+                detail=f"{status.value} after {before_status.value} for {deposit.amount} RUB",
                 deposit_id=deposit.id,
             )
+
+
+def _state_of(deposit: Deposit) -> DepositState:
+    return DepositState(PaymentStatus(deposit.status), deposit.minted, deposit.refunded)
 
 
 OPEN = frozenset(
@@ -279,9 +346,7 @@ async def reconcile_deposit(
     locked = await repository.by_order_for_update(session, deposit.order_id)
     assert locked is not None
     before = locked.status
-    await _advance(session, locked, status)
-    if locked.status == before:
-        locked.updated_at = utcnow()  # asked: again only after another quiet period
+    await _advance(session, [(locked, status)])  # stamps it: asked again only after a while
     return locked.status != before
 
 

@@ -13,21 +13,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from mornet.bank.protocol import PaymentStatus, sign
 from mornet.bench.harness import (
+    children_of,
+    cpu_between,
+    cpu_by_process,
     percentile,
-    running_platform,
+    pids_named,
+    platform_process,
     scratch_directory,
     scratch_postgres,
 )
@@ -49,25 +55,44 @@ async def _limited(
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-async def _users(client: httpx.AsyncClient, count: int) -> list[dict[str, str]]:
+async def _json(
+    client: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    *,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    async with client.request(method, path, json=json, headers=headers) as answer:
+        answer.raise_for_status()
+        return await answer.json()
+
+
+async def _login(client: aiohttp.ClientSession, email: str, password: str) -> dict[str, str]:
+    token = await _json(
+        client, "POST", "/api/auth/login", json={"email": email, "password": password}
+    )
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def _users(client: aiohttp.ClientSession, count: int) -> list[dict[str, str]]:
     async def one(index: int) -> dict[str, str]:
         email = f"payer-{index}-{uuid.uuid4().hex[:8]}@example.com"
-        made = await client.post(
+        await _json(
+            client,
+            "POST",
             "/api/auth/register",
             json={"email": email, "password": PASSWORD, "full_name": f"Payer {index}"},
         )
-        made.raise_for_status()
-        token = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-        token.raise_for_status()
-        return {"Authorization": f"Bearer {token.json()['access_token']}"}
+        return await _login(client, email, PASSWORD)
 
     return await _limited(count, 4, one)
 
 
-async def _open(client: httpx.AsyncClient, headers: dict[str, str], amount: Decimal) -> Any:
-    opened = await client.post("/api/bank/deposits", json={"amount": str(amount)}, headers=headers)
-    opened.raise_for_status()
-    return opened.json()
+async def _open(client: aiohttp.ClientSession, headers: dict[str, str], amount: Decimal) -> Any:
+    return await _json(
+        client, "POST", "/api/bank/deposits", json={"amount": str(amount)}, headers=headers
+    )
 
 
 def _confirmation(deposit: dict[str, Any], password: str) -> dict[str, Any]:
@@ -88,7 +113,7 @@ def _confirmation(deposit: dict[str, Any], password: str) -> dict[str, Any]:
 
 
 async def _offered(
-    client: httpx.AsyncClient, bodies: list[dict[str, Any]], rate: float
+    client: aiohttp.ClientSession, bodies: list[dict[str, Any]], rate: float
 ) -> tuple[list[float], float, int]:
     """Send `bodies` at `rate` per second (open loop). Returns each one's seconds to `OK`
     from when it was due, the seconds the whole run took, and how many were not `OK`."""
@@ -100,24 +125,23 @@ async def _offered(
         nonlocal refused
         due = started + index / rate
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        answer = await client.post("/api/bank/notifications/tbank", json=body)
+        async with client.post("/api/bank/notifications/tbank", json=body) as answer:
+            text = await answer.text()
         latencies.append(time.perf_counter() - due)
-        if answer.status_code != 200 or answer.text != "OK":
+        if answer.status != 200 or text != "OK":
             refused += 1
 
     await asyncio.gather(*(send(i, body) for i, body in enumerate(bodies)))
     return latencies, time.perf_counter() - started, refused
 
 
-async def _reserves(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, Any]:
-    answer = await client.get("/api/admin/bank/reserves", headers=admin)
-    answer.raise_for_status()
-    report: dict[str, Any] = answer.json()
+async def _reserves(client: aiohttp.ClientSession, admin: dict[str, str]) -> dict[str, Any]:
+    report: dict[str, Any] = await _json(client, "GET", "/api/admin/bank/reserves", headers=admin)
     return report
 
 
 async def _until_minted(
-    client: httpx.AsyncClient, admin: dict[str, str], supply: Decimal, *, seconds: float = 600
+    client: aiohttp.ClientSession, admin: dict[str, str], supply: Decimal, *, seconds: float = 600
 ) -> dict[str, Any]:
     """Poll the reserves until the GCC on chain is `supply` with no mint in flight."""
     deadline = time.monotonic() + seconds
@@ -160,18 +184,22 @@ async def run_bank_benchmark(
                 "MORNET_REGISTRATION_LIMIT": "100000",
                 **database,
             }
-            with running_platform(Path(scratch) / "platform", admin=ADMIN, env=env) as base:
-                async with httpx.AsyncClient(
+            with platform_process(Path(scratch) / "platform", admin=ADMIN, env=env) as (
+                base,
+                pid,
+            ):
+                # aiohttp: the load must cost the machine less than what it measures (an
+                # httpx client spent as much CPU per deposit as the platform).
+                async with aiohttp.ClientSession(
                     base_url=base,
-                    timeout=120,
+                    timeout=aiohttp.ClientTimeout(total=120),
                     # Below the server's keep-alive timeout (5 s): a connection the server
                     # closed between phases is not reused.
-                    limits=httpx.Limits(
-                        max_connections=256, max_keepalive_connections=256, keepalive_expiry=2
-                    ),
+                    connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=2),
                 ) as client:
                     return await _measure(
                         client,
+                        processes=_Processes(pid),
                         password=password,
                         amount=amount,
                         notifications=notifications,
@@ -184,9 +212,27 @@ async def run_bank_benchmark(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class _Processes:
+    """Where a deposit's CPU goes: the platform's process, its chain node, PostgreSQL and
+    this process (the load)."""
+
+    platform: int
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        chain = [p for p in children_of(self.platform) if p in pids_named("anvil")]
+        return {
+            "platform": cpu_by_process([self.platform]),
+            "chain_node": cpu_by_process(chain),
+            "postgresql": cpu_by_process(pids_named("postgres")),
+            "load": {os.getpid(): time.process_time()},
+        }
+
+
 async def _measure(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     *,
+    processes: _Processes,
     password: str,
     amount: Decimal,
     notifications: int,
@@ -196,9 +242,7 @@ async def _measure(
     users: int,
     backend: str,
 ) -> dict[str, Any]:
-    login = await client.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
-    login.raise_for_status()
-    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    admin = await _login(client, *ADMIN)
     payers = await _users(client, users)
 
     # 1. Notifications at the offered rate.
@@ -212,15 +256,19 @@ async def _measure(
     # 2. Deposits end to end: Init, paid on the bank's page, GCC confirmed on chain.
     async def deposit_and_pay(index: int) -> None:
         deposit = await _open(client, payers[index % users], amount)
-        paid = await client.post(deposit["payment_url"], data={"action": "pay"})
-        if paid.status_code != 303:
-            raise RuntimeError(f"the sandbox bank refused to pay: {paid.status_code}")
+        async with client.post(
+            deposit["payment_url"], data={"action": "pay"}, allow_redirects=False
+        ) as paid:
+            if paid.status != 303:
+                raise RuntimeError(f"the sandbox bank refused to pay: {paid.status}")
 
+    cpu_before = processes.snapshot()
     started = time.perf_counter()
     await _limited(deposits, concurrency, deposit_and_pay)
     opened_seconds = time.perf_counter() - started
     report = await _until_minted(client, admin, amount * (notifications + deposits))
     end_to_end = time.perf_counter() - started
+    cpu_after = processes.snapshot()
 
     return {
         "benchmark": "bank",
@@ -240,6 +288,12 @@ async def _measure(
             "opened_and_paid_per_s": round(deposits / opened_seconds, 1),
             "end_to_end_per_s": round(deposits / end_to_end, 1),
             "end_to_end_seconds": round(end_to_end, 2),
+            # From each process's user + system time over the deposits' run (the load's
+            # includes polling the reserves until the last mint is on chain).
+            "cpu_ms_per_deposit": {
+                role: round(cpu_between(cpu_before[role], cpu_after[role]) * 1000 / deposits, 2)
+                for role in cpu_before
+            },
             "what": "Init → paid on the bank's page → AUTHORIZED, CONFIRMED notified → "
             "GCC minted (batched) and confirmed on chain",
         },

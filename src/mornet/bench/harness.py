@@ -115,6 +115,56 @@ async def scratch_chain() -> AsyncIterator[LocalNode]:
         await asyncio.to_thread(node.stop)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds the live processes `pids` have used."""
+    return sum(cpu_by_process(pids).values())
+
+
+def cpu_by_process(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process of `pids`. Compare two readings per
+    process: a process that ended between them (a database connection closed) would take
+    its whole CPU time out of a sum."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    return used
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two `cpu_by_process` readings by the processes alive at the
+    second (one started in between counts whole)."""
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
+
+
+def pids_named(*names: str) -> list[int]:
+    """The processes whose command name is one of `names`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    """The direct child processes of `pid`."""
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
 @contextmanager
 def running_platform(
     data_dir: Path,
@@ -125,6 +175,19 @@ def running_platform(
 ) -> Iterator[str]:
     """A real `mornet up` process on embedded defaults (plus `env`, and `up_args` such as
     `--simulate 1`), with an admin account, its data in `data_dir`; yields its base URL."""
+    with platform_process(data_dir, admin=admin, env=env, up_args=up_args) as (base, _):
+        yield base
+
+
+@contextmanager
+def platform_process(
+    data_dir: Path,
+    *,
+    admin: tuple[str, str],
+    env: dict[str, str] | None = None,
+    up_args: Sequence[str] = (),
+) -> Iterator[tuple[str, int]]:
+    """`running_platform`, yielding its base URL and its process id."""
     inherited = {k: v for k, v in os.environ.items() if k != "MORNET_DATABASE_URL"}
     env = {
         **inherited,
@@ -173,7 +236,7 @@ def running_platform(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("mornet up did not start:\n" + Path(log.name).read_text())
             time.sleep(0.2)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -30,9 +30,11 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mornet.bench.harness import (
+    cpu_seconds,
     free_port,
     peak_rss_mb,
     percentile,
+    pids_named,
     scratch_directory,
     scratch_mosquitto,
     scratch_postgres,
@@ -44,7 +46,6 @@ P99_BOUND_S = 2.0
 DRAIN_TIMEOUT_S = 120.0
 SWEEP_READINGS_PER_S = (5000.0, 10000.0, 15000.0, 20000.0, 25000.0, 30000.0)
 EMBEDDED_SWEEP_READINGS_PER_S = (1000.0, 2000.0, 4000.0, 6000.0, 8000.0, 10000.0)
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 # --- the load: agents publishing signed batches at a fixed rate -------------------------
 
@@ -287,30 +288,6 @@ async def _stored_of_step(database_url: str, prefix: str) -> tuple[int, list[flo
 # --- CPU accounting -----------------------------------------------------------------------
 
 
-def _cpu_of(pids: Sequence[int]) -> float:
-    """User + system CPU seconds the live processes `pids` have used."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
-
-
-def _pids_named(*names: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in names:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 @dataclass
 class _Engines:
     """The processes whose CPU a step is charged with (their pids looked up each time:
@@ -321,11 +298,11 @@ class _Engines:
     production: bool
 
     def snapshot(self) -> dict[str, float]:
-        cpu = {name: _cpu_of([pid]) for name, pid in self.roles.items()}
+        cpu = {name: cpu_seconds([pid]) for name, pid in self.roles.items()}
         if self.production:
-            cpu["broker"] = _cpu_of([self.mosquitto] if self.mosquitto else [])
-            cpu["rabbitmq"] = _cpu_of(_pids_named("beam.smp"))
-            cpu["postgresql"] = _cpu_of(_pids_named("postgres"))
+            cpu["broker"] = cpu_seconds([self.mosquitto] if self.mosquitto else [])
+            cpu["rabbitmq"] = cpu_seconds(pids_named("beam.smp"))
+            cpu["postgresql"] = cpu_seconds(pids_named("postgres"))
         return cpu
 
 
@@ -523,7 +500,7 @@ async def run_ingest_benchmark(
 
 def _pids_of_broker(port: int) -> int | None:
     """The scratch Mosquitto's pid (found by the config file naming its port)."""
-    for pid in _pids_named("mosquitto"):
+    for pid in pids_named("mosquitto"):
         try:
             config = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[-2]
             if f"listener {port} ".encode() in Path(config.decode()).read_bytes():
