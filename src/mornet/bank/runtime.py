@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import hmac
 from collections.abc import Callable
@@ -57,7 +58,10 @@ class NotificationDesk:
         """Handle one notification: None once it is handled and committed (answer `OK`), or
         why it is refused (`service.receive_notifications`)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._take_forever(), name="bank-notifications")
+            # Its own context: the worker outlives the request that happened to start it.
+            self._task = asyncio.create_task(
+                self._take_forever(), name="bank-notifications", context=contextvars.Context()
+            )
         outcome: asyncio.Future[MornetError | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((payload, outcome))
         self._arrived.set()
@@ -172,7 +176,9 @@ def open_bank(
         notifier=internal,
         notification_url=f"{INTERNAL}/api/bank/notifications/tbank",
     )
-    app.include_router(sandbox.sandbox_router(bank, return_url="/bank/withdrawals"))
+    # First among the app's routes: nothing else lives under its prefix, and the sandbox's
+    # requests (two per deposit) then skip matching every route of the platform.
+    app.router.routes[:0] = sandbox.sandbox_router(bank, return_url="/bank/withdrawals").routes
     adapter = TBankAdapter(sandbox.PREFIX, terminal_key, password, internal)
     ours = gateway(adapter)
     return Bank(ours, bank, [internal], NotificationDesk(sessions, ours))
