@@ -622,3 +622,41 @@ async def test_a_notification_that_fails_in_a_group_fails_alone(
     session.expire_all()
     for deposit in deposits:
         assert len(await _mints(session, deposit["id"])) == 1
+
+
+async def test_two_processes_taking_the_same_notifications_at_once_mint_each_deposit_once(
+    banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    """Two desks (as two `mornet up` processes on one database) take the same notifications,
+    in opposite orders, at the same time: their groups wait for each other's locks instead of
+    deadlocking, and each deposit is confirmed and minted once."""
+    from mornet.bank.runtime import NotificationDesk
+
+    sandbox = flows.sandbox_of(banking)
+    gateway = flows.bank_of(banking).gateway
+    deposits = await _open_deposits(client, session, 10)
+    bodies = [
+        sandbox.notification(sandbox.payments[d["payment_id"]], status)
+        for d in deposits
+        for status in (PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED)
+    ]
+    one, other = (
+        NotificationDesk(banking.sessions, gateway),
+        NotificationDesk(banking.sessions, gateway),
+    )
+    try:
+        outcomes = await asyncio.gather(
+            *(one.receive(body) for body in bodies),
+            *(other.receive(body) for body in reversed(bodies)),
+        )
+    finally:
+        await one.close()
+        await other.close()
+    assert outcomes == [None] * (2 * len(bodies))
+    await flows.settle(banking, chain)
+    session.expire_all()
+    for deposit in deposits:
+        stored = await session.get(Deposit, uuid.UUID(deposit["id"]))
+        assert stored is not None
+        assert (stored.status, stored.minted) == ("CONFIRMED", True)
+        assert len(await _mints(session, deposit["id"])) == 1

@@ -118,11 +118,6 @@ async def scratch_chain() -> AsyncIterator[LocalNode]:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds the live processes `pids` have used."""
-    return sum(cpu_by_process(pids).values())
-
-
 def cpu_by_process(pids: Sequence[int]) -> dict[int, float]:
     """User + system CPU seconds of each live process of `pids`. Compare two readings per
     process: a process that ended between them (a database connection closed) would take

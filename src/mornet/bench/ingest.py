@@ -30,7 +30,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mornet.bench.harness import (
-    cpu_seconds,
+    cpu_between,
+    cpu_by_process,
     free_port,
     peak_rss_mb,
     percentile,
@@ -291,18 +292,18 @@ async def _stored_of_step(database_url: str, prefix: str) -> tuple[int, list[flo
 @dataclass
 class _Engines:
     """The processes whose CPU a step is charged with (their pids looked up each time:
-    PostgreSQL starts and ends backends)."""
+    PostgreSQL starts and ends backends, so a step compares each process's own readings)."""
 
     roles: dict[str, int]
     mosquitto: int | None
     production: bool
 
-    def snapshot(self) -> dict[str, float]:
-        cpu = {name: cpu_seconds([pid]) for name, pid in self.roles.items()}
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        cpu = {name: cpu_by_process([pid]) for name, pid in self.roles.items()}
         if self.production:
-            cpu["broker"] = cpu_seconds([self.mosquitto] if self.mosquitto else [])
-            cpu["rabbitmq"] = cpu_seconds(pids_named("beam.smp"))
-            cpu["postgresql"] = cpu_seconds(pids_named("postgres"))
+            cpu["broker"] = cpu_by_process([self.mosquitto] if self.mosquitto else [])
+            cpu["rabbitmq"] = cpu_by_process(pids_named("beam.smp"))
+            cpu["postgresql"] = cpu_by_process(pids_named("postgres"))
         return cpu
 
 
@@ -363,7 +364,7 @@ async def _step(
     count, latencies, last_stored = await _stored_of_step(database_url, prefix)
     window = max(last_stored - (usage[2] or started), setup.duration)
     thousands = max(count, 1) / 1000
-    cpu = {name: after_cpu[name] - before_cpu[name] for name in before_cpu}
+    cpu = {name: cpu_between(before_cpu[name], after_cpu[name]) for name in before_cpu}
     cpu["load"] = usage[0]
     p99 = percentile(latencies, 0.99)
     lost, duplicated = max(expected - count, 0), max(count - expected, 0)
