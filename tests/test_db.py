@@ -110,6 +110,48 @@ async def test_sqlite_reads_run_in_place_but_a_write_waiting_on_a_lock_never_blo
         await engine.dispose()
 
 
+async def test_sqlite_writers_of_one_process_queue_for_each_other_not_for_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer behind another in the same process waits on the process's writer lock, not in
+    SQLite's busy handler (which sleeps up to 100 ms between looks): it holds no SQLite lock
+    while it waits, goes on as soon as the first commits, and gives up as SQLite would after
+    the busy timeout."""
+    from sqlalchemy.exc import OperationalError
+
+    from mornet import db
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'mornet.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE scratch (x INTEGER)"))
+        async with engine.connect() as holder, engine.connect() as other:
+            await holder.execute(text("INSERT INTO scratch VALUES (1)"))
+            waiting = asyncio.create_task(other.execute(text("INSERT INTO scratch VALUES (2)")))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()
+            [lock] = db._WRITER_LOCKS[asyncio.get_running_loop()].values()
+            assert lock.locked()
+            raw = await other.get_raw_connection()
+            assert not raw.driver_connection._conn.in_transaction  # queued here, not in SQLite
+            await holder.commit()
+            await asyncio.wait_for(waiting, 1)
+            await other.commit()
+            assert not lock.locked()  # every transaction ended: nobody holds it
+
+            monkeypatch.setattr(db, "WRITER_WAIT_SECONDS", 0.2)
+            await holder.execute(text("INSERT INTO scratch VALUES (3)"))
+            with pytest.raises(OperationalError, match="database is locked"):
+                await other.execute(text("INSERT INTO scratch VALUES (4)"))
+            await other.rollback()
+            await holder.rollback()  # a rollback ends the transaction too
+            assert not lock.locked()
+        async with engine.connect() as connection:
+            assert (await connection.scalar(text("SELECT count(*) FROM scratch"))) == 2
+    finally:
+        await engine.dispose()
+
+
 async def test_array_text_reads_back_every_value_on_postgresql() -> None:
     """`array_text` is what `unnest_rows` sends: PostgreSQL must read every value back as it
     was, whatever characters a text holds."""

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -207,20 +208,25 @@ class InlineReadsConnection(aiosqlite.Connection):
     never waits for a writer; writes, commits and rollbacks, which may wait on the busy timeout,
     still go to the thread, so the event loop never blocks on another transaction's lock."""
 
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connector: Callable[[], sqlite3.Connection], database: str) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._on_thread = 0
         self._count_lock = threading.Lock()
+        self._database = database
+        self._writer: asyncio.Lock | None = None
+        """The process's writer lock for this database, while this connection holds it."""
 
     @classmethod
     def open(cls, database: str) -> InlineReadsConnection:
         # Used from the loop and from the worker thread, never at the same time by design;
         # SQLite's serialized mode guards the connection if a cancelled call still runs.
-        return cls(lambda: sqlite3.connect(database, check_same_thread=False))
+        return cls(lambda: sqlite3.connect(database, check_same_thread=False), database)
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._on_thread == 0 and _runs_in_place(fn, args) and self._connection is not None:
             return fn(*args, **kwargs)
+        if self._writer is None and _may_write(fn):
+            self._writer = await _take_writer_lock(self._database)
         with self._count_lock:
             self._on_thread += 1
 
@@ -231,7 +237,47 @@ class InlineReadsConnection(aiosqlite.Connection):
                 with self._count_lock:
                     self._on_thread -= 1
 
-        return await super()._execute(counted)  # type: ignore[no-untyped-call]
+        try:
+            return await super()._execute(counted)  # type: ignore[no-untyped-call]
+        finally:
+            if self._writer is not None and not self._in_transaction():
+                self._writer.release()  # the transaction ended (or never began): next writer
+                self._writer = None
+
+    def _in_transaction(self) -> bool:
+        try:
+            return self._connection is not None and self._connection.in_transaction
+        except sqlite3.ProgrammingError:  # closed
+            return False
+
+
+# One writer at a time per database in this process, queued here rather than in SQLite's
+# busy handler, which sleeps in steps of up to 100 ms before it looks at the lock again: a
+# writer behind another commits a moment after it, not up to a tenth of a second later. Other
+# processes on the same file still meet SQLite's own lock and busy timeout.
+_WRITER_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+WRITER_WAIT_SECONDS = 5.0
+"""As long as SQLite's busy timeout: then a writer gives up as SQLite would have."""
+
+
+async def _take_writer_lock(database: str) -> asyncio.Lock:
+    locks = _WRITER_LOCKS.setdefault(asyncio.get_running_loop(), {})
+    lock = locks.setdefault(database, asyncio.Lock())
+    try:
+        async with asyncio.timeout(WRITER_WAIT_SECONDS):
+            await lock.acquire()
+    except TimeoutError:
+        raise sqlite3.OperationalError("database is locked") from None
+    return lock
+
+
+def _may_write(fn: Callable[..., Any]) -> bool:
+    """A statement run on the worker thread (a write, or a read queued behind one)."""
+    return isinstance(getattr(fn, "__self__", None), sqlite3.Cursor) and getattr(
+        fn, "__name__", ""
+    ) in ("execute", "executemany", "executescript")
 
 
 _IN_PLACE = frozenset({"cursor", "fetchone", "fetchmany", "fetchall", "close"})
