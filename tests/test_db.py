@@ -130,7 +130,8 @@ async def test_sqlite_writers_of_one_process_queue_for_each_other_not_for_the_bu
             waiting = asyncio.create_task(other.execute(text("INSERT INTO scratch VALUES (2)")))
             await asyncio.sleep(0.2)
             assert not waiting.done()
-            [lock] = db._WRITER_LOCKS[asyncio.get_running_loop()].values()
+            [writers] = db._WRITERS[asyncio.get_running_loop()].values()
+            lock = writers.lock
             assert lock.locked()
             raw = await other.get_raw_connection()
             assert not raw.driver_connection._conn.in_transaction  # queued here, not in SQLite
@@ -146,8 +147,25 @@ async def test_sqlite_writers_of_one_process_queue_for_each_other_not_for_the_bu
             await other.rollback()
             await holder.rollback()  # a rollback ends the transaction too
             assert not lock.locked()
+
+            # A connection dropped mid-transaction (closed without ending it through the
+            # driver) leaves the lock taken: the next writer takes it over after the wait.
+            await holder.execute(text("INSERT INTO scratch VALUES (5)"))
+            holder_raw = await holder.get_raw_connection()
+            holder_raw.driver_connection._conn.rollback()  # behind the driver's back
+            await other.execute(text("INSERT INTO scratch VALUES (6)"))
+            await other.commit()
+            assert writers.holder is None
+            assert not lock.locked()
+            await holder.rollback()
+
+            # A forced close (SQLAlchemy's terminate) gives the lock back at once.
+            await holder.execute(text("INSERT INTO scratch VALUES (7)"))
+            assert lock.locked()
+            await holder.invalidate()
+            assert not lock.locked()
         async with engine.connect() as connection:
-            assert (await connection.scalar(text("SELECT count(*) FROM scratch"))) == 2
+            assert (await connection.scalar(text("SELECT count(*) FROM scratch"))) == 3
     finally:
         await engine.dispose()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar, overload
 
 import aiosqlite
+import structlog
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -45,6 +46,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from mornet.changes import CHANGES, Changes, has_written
+
+log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -213,7 +216,7 @@ class InlineReadsConnection(aiosqlite.Connection):
         self._on_thread = 0
         self._count_lock = threading.Lock()
         self._database = database
-        self._writer: asyncio.Lock | None = None
+        self._writer: _Writers | None = None
         """The process's writer lock for this database, while this connection holds it."""
 
     @classmethod
@@ -224,9 +227,12 @@ class InlineReadsConnection(aiosqlite.Connection):
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._on_thread == 0 and _runs_in_place(fn, args) and self._connection is not None:
-            return fn(*args, **kwargs)
-        if self._writer is None and _may_write(fn):
-            self._writer = await _take_writer_lock(self._database)
+            result = fn(*args, **kwargs)
+            if self._writer is not None and not self._in_transaction():
+                self._release_writer()
+            return result
+        if _may_write(fn) and (self._writer is None or not self._writer.held_by(self)):
+            self._writer = await _take_writer_lock(self._database, self)
         with self._count_lock:
             self._on_thread += 1
 
@@ -240,9 +246,18 @@ class InlineReadsConnection(aiosqlite.Connection):
         try:
             return await super()._execute(counted)  # type: ignore[no-untyped-call]
         finally:
-            if self._writer is not None and not self._in_transaction():
-                self._writer.release()  # the transaction ended (or never began): next writer
-                self._writer = None
+            if not self._in_transaction():
+                self._release_writer()  # the transaction ended (or never began): next writer
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        """A forced close (SQLAlchemy's terminate) ends the transaction too."""
+        self._release_writer()
+        return super().stop()
+
+    def _release_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.release(self)
+            self._writer = None
 
     def _in_transaction(self) -> bool:
         try:
@@ -255,22 +270,49 @@ class InlineReadsConnection(aiosqlite.Connection):
 # busy handler, which sleeps in steps of up to 100 ms before it looks at the lock again: a
 # writer behind another commits a moment after it, not up to a tenth of a second later. Other
 # processes on the same file still meet SQLite's own lock and busy timeout.
-_WRITER_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
 WRITER_WAIT_SECONDS = 5.0
 """As long as SQLite's busy timeout: then a writer gives up as SQLite would have."""
 
 
-async def _take_writer_lock(database: str) -> asyncio.Lock:
-    locks = _WRITER_LOCKS.setdefault(asyncio.get_running_loop(), {})
-    lock = locks.setdefault(database, asyncio.Lock())
-    try:
-        async with asyncio.timeout(WRITER_WAIT_SECONDS):
-            await lock.acquire()
-    except TimeoutError:
-        raise sqlite3.OperationalError("database is locked") from None
-    return lock
+class _Writers:
+    """The writer lock of one database in one event loop, and the connection holding it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.holder: weakref.ref[InlineReadsConnection] | None = None
+
+    async def take(self, connection: InlineReadsConnection) -> None:
+        try:
+            async with asyncio.timeout(WRITER_WAIT_SECONDS):
+                await self.lock.acquire()
+        except TimeoutError:
+            holder = self.holder() if self.holder is not None else None
+            if holder is not None and holder._in_transaction():
+                raise sqlite3.OperationalError("database is locked") from None
+            # The holder is gone, or its transaction ended without telling (a connection
+            # dropped mid-transaction): SQLite holds no lock for it, so this writer goes on
+            # with the lock still taken, now its own.
+            log.warning("db.writer_lock_abandoned")
+        self.holder = weakref.ref(connection)
+
+    def held_by(self, connection: InlineReadsConnection) -> bool:
+        return self.holder is not None and self.holder() is connection
+
+    def release(self, connection: InlineReadsConnection) -> None:
+        if self.held_by(connection):
+            self.holder = None
+            self.lock.release()
+
+
+_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Writers]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _take_writer_lock(database: str, connection: InlineReadsConnection) -> _Writers:
+    writers = _WRITERS.setdefault(asyncio.get_running_loop(), {}).setdefault(database, _Writers())
+    await writers.take(connection)
+    return writers
 
 
 def _may_write(fn: Callable[..., Any]) -> bool:
