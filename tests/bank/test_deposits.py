@@ -17,6 +17,7 @@ from mornet.bank import service
 from mornet.bank.models import BankAlert, BankNotification, Deposit
 from mornet.bank.protocol import PaymentStatus, sign
 from mornet.bank.runtime import mint_round
+from mornet.bank.sandbox import SandboxBank
 from mornet.chain.models import ChainOperation
 from mornet.chain.node import LocalNode
 from mornet.chain.service import ChainHandle
@@ -439,6 +440,26 @@ async def _open_deposits(
     return [await flows.deposit(client, headers, f"{10 + index}") for index in range(count)]
 
 
+def _paid_lives(sandbox: SandboxBank, deposits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The notifications of each deposit's paid payment: AUTHORIZED, then CONFIRMED."""
+    return [
+        sandbox.notification(sandbox.payments[d["payment_id"]], status)
+        for d in deposits
+        for status in (PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED)
+    ]
+
+
+async def _confirmed_and_minted_once(session: AsyncSession, deposits: list[dict[str, Any]]) -> None:
+    """Each deposit is CONFIRMED and its GCC minted by exactly one operation, on chain."""
+    session.expire_all()
+    for deposit in deposits:
+        stored = await session.get(Deposit, uuid.UUID(deposit["id"]))
+        assert stored is not None
+        assert (stored.status, stored.minted) == ("CONFIRMED", True)
+        [mint] = await _mints(session, deposit["id"])
+        assert mint.status == "confirmed"
+
+
 async def test_notifications_taken_together_are_each_handled_as_alone(
     banking: Runtime, chain: ChainHandle, client: httpx.AsyncClient, session: AsyncSession
 ) -> None:
@@ -532,13 +553,7 @@ async def test_any_grouping_of_repeated_reordered_deliveries_mints_once(
             assert outcomes == [None] * len(group)
     await flows.settle(banking, chain)
 
-    session.expire_all()
-    for deposit in deposits:
-        stored = await session.get(Deposit, uuid.UUID(deposit["id"]))
-        assert stored is not None
-        assert (stored.status, stored.minted) == ("CONFIRMED", True)
-        [mint] = await _mints(session, deposit["id"])
-        assert mint.status == "confirmed"
+    await _confirmed_and_minted_once(session, deposits)
     stored_count = await session.scalar(select(func.count()).select_from(BankNotification))
     assert stored_count == 2 * len(deposits)
 
@@ -552,11 +567,7 @@ async def test_notifications_arriving_together_share_transactions(
 
     sandbox = flows.sandbox_of(banking)
     deposits = await _open_deposits(client, session, 20)
-    bodies = [
-        sandbox.notification(sandbox.payments[d["payment_id"]], status)
-        for d in deposits
-        for status in (PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED)
-    ]
+    bodies = _paid_lives(sandbox, deposits)
     forged = {**bodies[0], "Token": "0" * 64}
     began: list[object] = []
 
@@ -635,11 +646,7 @@ async def test_two_processes_taking_the_same_notifications_at_once_mint_each_dep
     sandbox = flows.sandbox_of(banking)
     gateway = flows.bank_of(banking).gateway
     deposits = await _open_deposits(client, session, 10)
-    bodies = [
-        sandbox.notification(sandbox.payments[d["payment_id"]], status)
-        for d in deposits
-        for status in (PaymentStatus.AUTHORIZED, PaymentStatus.CONFIRMED)
-    ]
+    bodies = _paid_lives(sandbox, deposits)
     one, other = (
         NotificationDesk(banking.sessions, gateway),
         NotificationDesk(banking.sessions, gateway),
@@ -654,9 +661,4 @@ async def test_two_processes_taking_the_same_notifications_at_once_mint_each_dep
         await other.close()
     assert outcomes == [None] * (2 * len(bodies))
     await flows.settle(banking, chain)
-    session.expire_all()
-    for deposit in deposits:
-        stored = await session.get(Deposit, uuid.UUID(deposit["id"]))
-        assert stored is not None
-        assert (stored.status, stored.minted) == ("CONFIRMED", True)
-        assert len(await _mints(session, deposit["id"])) == 1
+    await _confirmed_and_minted_once(session, deposits)
