@@ -43,3 +43,23 @@ def test_a_notification_is_verified_and_a_forgery_is_not() -> None:
     assert not verify(signed, "another password")
     assert not verify({**signed, "Status": "REJECTED"}, "p")
     assert not verify(notification, "p")  # no token at all
+
+
+def test_a_restarted_sandbox_bank_never_reuses_a_payment_id() -> None:
+    """The sandbox keeps its payments in memory; the platform keeps their ids (unique). A
+    sandbox started again (`mornet up` restarted on the same data) must not hand out an id
+    it handed out before, or the next deposit's insert fails."""
+    from mornet.bank.sandbox import SandboxBank
+
+    def opened(bank: SandboxBank, order: str) -> str:
+        body = {"TerminalKey": "T", "Amount": 100, "OrderId": order}
+        answer = bank.init({**body, "Token": sign(body, "secret")})
+        assert answer["Success"] is True, answer
+        return str(answer["PaymentId"])
+
+    before = SandboxBank(terminal_key="T", password="secret")
+    first = [opened(before, f"order-{n}") for n in range(3)]
+    after = SandboxBank(terminal_key="T", password="secret")  # the restart
+    again = [opened(after, f"order-{n}") for n in range(3, 6)]
+    assert not set(first) & set(again)
+    assert len(set(first + again)) == 6

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import html
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,13 @@ from mornet.bank.protocol import LINKCARD, PaymentStatus, PayoutStatus, sign, ve
 log = structlog.get_logger(__name__)
 PREFIX = "/sandbox/tbank"
 TERMINAL_KEY = "MorNetSandbox"
+
+
+_IDS = itertools.count(time.time_ns() // 1000)
+"""The ids the sandbox hands out (payments, payouts, cards, card forms), shared by every
+sandbox in the process. The platform stores them as unique, and the sandbox forgets its own at
+a restart: counting up from the time in microseconds, a restarted sandbox starts past every id
+it handed out before (it never hands out a million a second)."""
 
 
 @dataclass
@@ -84,7 +92,7 @@ class SandboxBank:
     card_forms: dict[str, str] = field(default_factory=dict)
     """Open card-binding forms: request key → customer key."""
     payouts: dict[str, SandboxPayout] = field(default_factory=dict)
-    _ids: Any = field(default_factory=lambda: itertools.count(7_000_000_001))
+    _ids: Any = field(default_factory=lambda: _IDS)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def _error(self, code: str, message: str) -> dict[str, Any]:
